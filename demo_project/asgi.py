@@ -1,0 +1,28 @@
+"""ASGI entry point: HTTP to Django, WebSockets on /graphql/ to the chat's GraphQL consumer.
+
+WebSockets pass ``AllowedHostsOriginValidator`` (browsers' cross-site sockets are refused)
+and ``AuthMiddlewareStack`` (the session user is ``info.context.user``).
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_project.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from demo_project.chat.consumers import ChatConsumer  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter([path("graphql/", ChatConsumer.as_asgi())]))
+        ),
+    }
+)

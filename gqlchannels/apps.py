@@ -1,0 +1,17 @@
+"""Django app configuration: registers gqlchannels' system checks."""
+
+from django.apps import AppConfig
+
+
+class GqlChannelsConfig(AppConfig):
+    """The ``gqlchannels`` app; add ``"gqlchannels"`` to ``INSTALLED_APPS``."""
+
+    name = "gqlchannels"
+    verbose_name = "GraphQL over WebSocket"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Register the system checks (``gqlchannels.E001``...)."""
+        from . import checks
+
+        checks.register()

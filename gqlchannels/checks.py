@@ -1,0 +1,122 @@
+"""System checks: a misconfigured ``GQLCHANNELS`` fails ``manage.py check``, not a live socket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from . import conf
+from .protocols import PROTOCOLS
+
+_POSITIVE_INTEGERS = (
+    "MAX_OPERATIONS_PER_CONNECTION",
+    "MAX_MESSAGE_BYTES",
+    "MAX_VALIDATION_ERRORS",
+    "DOCUMENT_CACHE_SIZE",
+    "SUBSCRIPTION_BUFFER_SIZE",
+)
+_OPTIONAL_DURATIONS = (
+    "CONNECTION_INIT_WAIT_TIMEOUT",
+    "KEEPALIVE_INTERVAL",
+    "PONG_TIMEOUT",
+    "MAX_DOCUMENT_TOKENS",
+)
+
+
+def register() -> None:
+    """Register every check of this module with Django."""
+    checks.register(check_settings, checks.Tags.compatibility)
+    checks.register(check_schema, checks.Tags.compatibility)
+    checks.register(check_channel_layer, checks.Tags.compatibility)
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E001-E005: the shape and values of the ``GQLCHANNELS`` dict."""
+    user = getattr(settings, conf.SETTINGS_NAME, None)
+    if user is None:
+        return []
+    if not isinstance(user, dict):
+        return [checks.Error("GQLCHANNELS must be a dict.", id="gqlchannels.E001")]
+    errors: list[checks.CheckMessage] = [
+        checks.Error(
+            f"Unknown GQLCHANNELS setting {name!r}.",
+            hint=f"Known settings: {', '.join(conf.DEFAULTS)}.",
+            id="gqlchannels.E002",
+        )
+        for name in user
+        if name not in conf.DEFAULTS
+    ]
+    protocols = conf.get("PROTOCOLS")
+    if not protocols or isinstance(protocols, str) or any(p not in PROTOCOLS for p in protocols):
+        errors.append(
+            checks.Error(
+                f"GQLCHANNELS['PROTOCOLS'] must list some of {list(PROTOCOLS)}.",
+                id="gqlchannels.E003",
+            )
+        )
+    for name in _POSITIVE_INTEGERS:
+        value = conf.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            errors.append(
+                checks.Error(
+                    f"GQLCHANNELS[{name!r}] must be a positive integer.", id="gqlchannels.E004"
+                )
+            )
+    for name in (*_OPTIONAL_DURATIONS, "DISCONNECT_TIMEOUT"):
+        value = conf.get(name)
+        if value is None and name != "DISCONNECT_TIMEOUT":
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            errors.append(
+                checks.Error(
+                    f"GQLCHANNELS[{name!r}] must be a number >= 0"
+                    + (" or None." if name != "DISCONNECT_TIMEOUT" else "."),
+                    id="gqlchannels.E004",
+                )
+            )
+    if conf.get("SYNC_RESOLVERS") not in ("thread", "inline"):
+        errors.append(
+            checks.Error(
+                "GQLCHANNELS['SYNC_RESOLVERS'] must be 'thread' or 'inline'.", id="gqlchannels.E005"
+            )
+        )
+    return errors
+
+
+def check_schema(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E006: ``GQLCHANNELS['SCHEMA']``, when set, names a GraphQL schema that imports."""
+    from .execution import resolve_schema
+
+    path = conf.get("SCHEMA") if isinstance(conf.user_settings(), dict) else None
+    if path is None:
+        return []
+    try:
+        resolve_schema(path)
+    except Exception as exc:
+        return [
+            checks.Error(
+                f"GQLCHANNELS['SCHEMA'] ({path!r}) is not a usable GraphQL schema: {exc}",
+                id="gqlchannels.E006",
+            )
+        ]
+    return []
+
+
+def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W001: broadcasting needs the channel layer named by ``GQLCHANNELS['CHANNEL_LAYER']``."""
+    if not isinstance(conf.user_settings(), dict):
+        return []
+    alias = conf.get("CHANNEL_LAYER")
+    if alias not in getattr(settings, "CHANNEL_LAYERS", {}):
+        return [
+            checks.Warning(
+                f"No channel layer {alias!r} in CHANNEL_LAYERS: broadcast() and listen() "
+                "will fail.",
+                hint="Add channels.layers.InMemoryChannelLayer for one process, or "
+                "channels_redis.core.RedisChannelLayer across processes.",
+                id="gqlchannels.W001",
+            )
+        ]
+    return []

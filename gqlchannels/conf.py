@@ -1,0 +1,78 @@
+"""The ``GQLCHANNELS`` settings dict, with defaults, read on every access.
+
+Reading on access (rather than once at import) keeps ``override_settings`` in tests and
+settings changed by the project after import working, the way Django's own settings do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+SETTINGS_NAME = "GQLCHANNELS"
+
+DEFAULTS: dict[str, Any] = {
+    # Dotted path to a graphql-core GraphQLSchema (or a Strawberry / Graphene schema object),
+    # used when the consumer is routed without ``schema=``.
+    "SCHEMA": None,
+    # Subprotocols the consumer speaks, in the server's order of preference for documentation;
+    # negotiation follows the client's order among these.
+    "PROTOCOLS": ("graphql-transport-ws", "graphql-ws"),
+    # Seconds to wait for ``connection_init`` after accept; 0 closes at once (4408), None never.
+    "CONNECTION_INIT_WAIT_TIMEOUT": 3.0,
+    # Seconds between server pings (graphql-transport-ws) or ``ka`` frames (legacy); None: off.
+    "KEEPALIVE_INTERVAL": 12.0,
+    # Seconds a graphql-transport-ws peer has to answer a server ping before it is closed (3008).
+    "PONG_TIMEOUT": 10.0,
+    # Operations running at once on one connection; one more gets an ``error`` message.
+    "MAX_OPERATIONS_PER_CONNECTION": 100,
+    # Largest frame accepted, in bytes (UTF-8); larger: close 4400 / legacy ``connection_error``.
+    "MAX_MESSAGE_BYTES": 1024 * 1024,
+    # Largest document the parser reads, in lexical tokens (bounds parse and validation cost).
+    "MAX_DOCUMENT_TOKENS": 15_000,
+    # Validation stops after this many errors, so a hostile document cannot flood the client.
+    "MAX_VALIDATION_ERRORS": 50,
+    # Parsed and validated documents kept in the per-schema LRU cache.
+    "DOCUMENT_CACHE_SIZE": 500,
+    # Seconds ``websocket_disconnect`` waits for cancelled operations to run their ``finally``.
+    "DISCONNECT_TIMEOUT": 5.0,
+    # "thread": plain sync resolvers run off the event loop (safe for the Django ORM);
+    # "inline": they run on the loop (faster, for resolvers that never block).
+    "SYNC_RESOLVERS": "thread",
+    # Events buffered per subscription between the channel layer and the resolver.
+    "SUBSCRIPTION_BUFFER_SIZE": 1000,
+    # Channel layer alias used for broadcasting and per-connection messages.
+    "CHANNEL_LAYER": "default",
+    # Show exception messages of unexpected resolver errors to clients; None follows DEBUG.
+    "DEBUG_ERRORS": None,
+}
+
+#: Option names accepted by ``GraphQLWSConsumer.as_asgi(...)`` (lower case of the setting).
+CONSUMER_OPTIONS = (
+    "protocols",
+    "connection_init_wait_timeout",
+    "keepalive_interval",
+    "pong_timeout",
+    "max_operations_per_connection",
+    "max_message_bytes",
+    "disconnect_timeout",
+)
+
+
+def user_settings() -> dict[str, Any]:
+    """Return the project's ``GQLCHANNELS`` dict (empty when unset)."""
+    return getattr(django_settings, SETTINGS_NAME, None) or {}
+
+
+def get(name: str) -> Any:
+    """Return one setting: the project's value when given, else the default."""
+    if name not in DEFAULTS:
+        raise KeyError(f"Unknown {SETTINGS_NAME} setting {name!r}")
+    return user_settings().get(name, DEFAULTS[name])
+
+
+def debug_errors() -> bool:
+    """Whether unexpected exception messages may reach clients (DEBUG_ERRORS, else DEBUG)."""
+    value = get("DEBUG_ERRORS")
+    return bool(django_settings.DEBUG if value is None else value)

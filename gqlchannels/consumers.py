@@ -1,0 +1,262 @@
+"""``GraphQLWSConsumer``: the thin Channels adapter between a WebSocket and a protocol.
+
+It accepts the socket with the negotiated subprotocol, bounds and decodes frames, owns the one
+guarded send every outgoing frame goes through, and hands everything else to the protocol's
+state machine (``gqlchannels.protocols``).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import weakref
+from typing import Any, ClassVar
+
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.utils import await_many_dispatch
+from django.core.exceptions import PermissionDenied
+from graphql import GraphQLError, GraphQLSchema
+
+from . import conf
+from .context import GraphQLWSContext
+from .execution import Executor, OperationRequest, resolve_schema
+from .json import MalformedJSON, dumps, loads
+from .protocols import (
+    PROTOCOLS,
+    BaseProtocol,
+    CloseCode,
+    ConnectionRejected,
+    OperationRefused,
+    ProtocolOptions,
+)
+
+logger = logging.getLogger("gqlchannels.consumer")
+
+_executors: weakref.WeakKeyDictionary[GraphQLSchema, Executor] = weakref.WeakKeyDictionary()
+
+
+def executor_for(schema: GraphQLSchema) -> Executor:
+    """The shared Executor (and document cache) of ``schema``."""
+    executor = _executors.get(schema)
+    if executor is None:
+        executor = _executors[schema] = Executor(
+            schema,
+            cache_size=conf.get("DOCUMENT_CACHE_SIZE"),
+            max_tokens=conf.get("MAX_DOCUMENT_TOKENS"),
+            max_validation_errors=conf.get("MAX_VALIDATION_ERRORS"),
+            offload_sync=conf.get("SYNC_RESOLVERS") == "thread",
+            debug_errors=conf.debug_errors,
+        )
+    return executor
+
+
+class SocketState(enum.Enum):
+    """Where the WebSocket itself is; sends are only attempted while OPEN."""
+
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class GraphQLWSConsumer(AsyncWebsocketConsumer):
+    """Serves GraphQL over WebSocket, speaking ``graphql-transport-ws`` and legacy ``graphql-ws``.
+
+    Route it with ``GraphQLWSConsumer.as_asgi(schema=schema, **options)``, or without
+    ``schema`` to use ``GQLCHANNELS["SCHEMA"]``. Subclass it to override the hooks
+    ``on_connect``, ``on_operation``, ``get_context`` and ``on_disconnect``.
+    """
+
+    #: A schema for subclasses to set instead of passing ``schema=`` to ``as_asgi``.
+    schema: ClassVar[Any] = None
+
+    def __init__(self, schema: Any = None, **options: Any):
+        super().__init__()
+        _check_options(options)
+        self._schema_source = schema if schema is not None else self.schema
+        self._options = options
+        self.protocol: BaseProtocol | None = None
+        self.socket_state = SocketState.CONNECTING
+        self.executor: Executor
+
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any) -> Any:
+        """The ASGI application; unknown options fail here, at import, not on first connect."""
+        _check_options({key: value for key, value in initkwargs.items() if key != "schema"})
+        return super().as_asgi(**initkwargs)
+
+    def option(self, name: str) -> Any:
+        """An option's value: from ``as_asgi(...)`` if given there, else from settings."""
+        if name in self._options:
+            return self._options[name]
+        return conf.get(name.upper())
+
+    # -- ASGI plumbing ---------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Run the connection on the client's frames alone.
+
+        Broadcast events arrive through the per-process hub, so this consumer does not listen
+        on a channel of its own and a channel-layer fault cannot end the connection.
+        """
+        self.scope = scope
+        self.base_send = send
+        try:
+            await await_many_dispatch([receive], self.dispatch)
+        except StopConsumer:
+            pass
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Route one ASGI event to its handler (without a database round trip per frame)."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        """Accept with the client's preferred enabled subprotocol, or accept and close 4406."""
+        self.executor = executor_for(resolve_schema(self._schema_source or conf.get("SCHEMA")))
+        chosen = self.choose_subprotocol(self.scope.get("subprotocols") or [])
+        await self.accept(chosen)
+        self.socket_state = SocketState.OPEN
+        if chosen is None:
+            await self.close(CloseCode.SUBPROTOCOL_NOT_ACCEPTABLE, "Subprotocol not acceptable")
+            return
+        self.protocol = PROTOCOLS[chosen](self, self._protocol_options())
+        self.protocol.start()
+
+    def choose_subprotocol(self, offered: list[str]) -> str | None:
+        """The first subprotocol in the client's order that is enabled here."""
+        enabled = self.option("protocols")
+        return next((name for name in offered if name in enabled and name in PROTOCOLS), None)
+
+    def _protocol_options(self) -> ProtocolOptions:
+        return ProtocolOptions(
+            connection_init_wait_timeout=self.option("connection_init_wait_timeout"),
+            keepalive_interval=self.option("keepalive_interval"),
+            pong_timeout=self.option("pong_timeout"),
+            max_operations_per_connection=self.option("max_operations_per_connection"),
+            disconnect_timeout=self.option("disconnect_timeout"),
+        )
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        """Bound, decode and hand one frame to the protocol."""
+        if self.protocol is None or self.socket_state is not SocketState.OPEN:
+            return
+        text = message.get("text")
+        if text is None:
+            await self.protocol.receive_malformed("Binary frames are not supported")
+            return
+        limit = self.option("max_message_bytes")
+        if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
+            await self.protocol.receive_malformed(f"Message larger than {limit} bytes")
+            return
+        try:
+            decoded = loads(text)
+        except MalformedJSON:
+            await self.protocol.receive_malformed("Message is not valid JSON")
+            return
+        await self.protocol.receive(decoded)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """Cancel every operation and wait (bounded) until each one's ``finally`` has run."""
+        self.socket_state = SocketState.CLOSED
+        if self.protocol is not None:
+            await self.protocol.stop()
+        await self.on_disconnect()
+        raise StopConsumer
+
+    # -- the Connection interface the protocols use -------------------------------------------
+
+    async def send_message(self, message: dict[str, Any]) -> None:
+        """Send one frame, or drop it quietly when the socket is closing or gone.
+
+        Servers differ when the client has left: Daphne drops the frame, uvicorn raises. Both
+        end here as the same debug-level no-op, so a late pong or result is never an error.
+        """
+        if self.socket_state is not SocketState.OPEN:
+            logger.debug(
+                "Dropped %s frame: socket %s", message.get("type"), self.socket_state.value
+            )
+            return
+        try:
+            await self.base_send({"type": "websocket.send", "text": dumps(message)})
+        except Exception as exc:
+            self.socket_state = SocketState.CLOSED
+            logger.debug("Dropped %s frame: the socket is gone (%r)", message.get("type"), exc)
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close the socket once, and stop every operation (their frames would be dropped)."""
+        if self.socket_state is not SocketState.OPEN:
+            return
+        self.socket_state = SocketState.CLOSED
+        close_message: dict[str, Any] = {
+            "type": "websocket.close",
+            "code": code or CloseCode.NORMAL,
+        }
+        if reason:
+            close_message["reason"] = reason
+        try:
+            await self.base_send(close_message)
+        except Exception as exc:
+            logger.debug("Close frame not sent: the socket is gone (%r)", exc)
+        if self.protocol is not None:
+            self.protocol.halt()
+
+    async def authorize(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """Run ``on_connect``; its False, ConnectionRejected or PermissionDenied rejects."""
+        try:
+            result = await self.on_connect(payload)
+        except (ConnectionRejected, PermissionDenied) as exc:
+            raise ConnectionRejected(str(exc) or "Forbidden") from None
+        except Exception:
+            logger.warning("on_connect raised; rejecting the connection", exc_info=True)
+            raise ConnectionRejected("Forbidden") from None
+        if result is False:
+            raise ConnectionRejected("Forbidden")
+        return result if isinstance(result, dict) else None
+
+    async def admit(self, operation_id: str, request: OperationRequest) -> Any:
+        """Run ``on_operation`` and build this operation's context."""
+        try:
+            allowed = await self.on_operation(operation_id, request)
+        except GraphQLError as error:
+            raise OperationRefused(error.message) from None
+        if allowed is False:
+            raise OperationRefused()
+        return await self.get_context(operation_id)
+
+    # -- hooks --------------------------------------------------------------------------
+
+    async def on_connect(self, payload: dict[str, Any]) -> bool | dict[str, Any] | None:
+        """Decide on ``connection_init``: return False (or raise ConnectionRejected) to refuse
+        it, a dict to send as the ``connection_ack`` payload, anything else to accept."""
+        return None
+
+    async def on_operation(self, operation_id: str, request: OperationRequest) -> bool | None:
+        """Decide on one operation: return False, or raise OperationRefused or a GraphQLError,
+        to answer it with an ``error`` message instead of running it."""
+        return None
+
+    async def get_context(self, operation_id: str) -> Any:
+        """The ``info.context`` of one operation (a GraphQLWSContext unless overridden)."""
+        assert self.protocol is not None
+        return GraphQLWSContext(
+            scope=self.scope,
+            connection_params=self.protocol.connection_params,
+            consumer=self,
+            operation_id=operation_id,
+        )
+
+    async def on_disconnect(self) -> None:
+        """Called once the socket has closed and every operation has finished."""
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    unknown = set(options) - set(conf.CONSUMER_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"Unknown GraphQLWSConsumer option(s) {sorted(unknown)}; "
+            f"expected some of {list(conf.CONSUMER_OPTIONS)}"
+        )

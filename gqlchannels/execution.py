@@ -1,0 +1,269 @@
+"""The only glue to graphql-core: documents parsed and validated once (cached), then executed.
+
+Everything here uses graphql-core's public API and works on 3.2 and 3.3: ``subscribe`` is
+treated as await-or-value, and parser/executor options are passed only where they exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.utils.module_loading import import_string
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    GraphQLSchema,
+    OperationType,
+    execute,
+    get_operation_ast,
+    parse,
+    subscribe,
+    validate,
+)
+
+logger = logging.getLogger("gqlchannels.execution")
+
+MASKED_MESSAGE = "Internal server error"
+
+#: Parse and validate a new document in a small pool of their own, so a huge or hostile
+#: document is time-sliced against the event loop instead of stalling every connection.
+_document_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gqlchannels-validate")
+
+_PARSE_ACCEPTS_TOKEN_LIMIT = "max_lexical_tokens" in inspect.signature(parse).parameters
+_SUBSCRIBE_ACCEPTS_MIDDLEWARE = "middleware" in inspect.signature(subscribe).parameters
+
+
+def resolve_schema(schema: Any) -> GraphQLSchema:
+    """Return the graphql-core schema behind ``schema``.
+
+    Accepts a ``GraphQLSchema`` (hand-built or Ariadne's), a Strawberry schema (its
+    ``_schema``), a Graphene schema (its ``graphql_schema``), or a dotted path to any of them.
+    """
+    if isinstance(schema, str):
+        schema = import_string(schema)
+    if isinstance(schema, GraphQLSchema):
+        return schema
+    for attribute in ("graphql_schema", "_schema"):
+        inner = getattr(schema, attribute, None)
+        if isinstance(inner, GraphQLSchema):
+            return inner
+    raise TypeError(f"Not a GraphQL schema: {schema!r}")
+
+
+@dataclass(frozen=True)
+class OperationRequest:
+    """One operation as a client asked for it (the payload of ``subscribe`` / ``start``)."""
+
+    query: str
+    operation_name: str | None = None
+    variables: dict[str, Any] | None = None
+    extensions: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PreparedDocument:
+    """A parsed and validated document, shared by every operation that sends the same text."""
+
+    document: DocumentNode | None
+    errors: tuple[GraphQLError, ...]
+
+
+class OperationFailed(Exception):
+    """The operation ends with these errors and no result: the protocol's ``error`` message."""
+
+    def __init__(self, errors: list[dict[str, Any]]):
+        super().__init__(errors[0]["message"] if errors else "Operation failed")
+        self.errors = errors
+
+
+def inline(resolver: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a sync resolver as safe to run on the event loop (it never blocks)."""
+    resolver._gqlchannels_inline = True  # type: ignore[attr-defined]
+    return resolver
+
+
+def _runs_inline(info: Any) -> bool:
+    """Whether a field's resolver may run on the loop rather than in the database thread."""
+    resolver = info.parent_type.fields[info.field_name].resolve
+    if resolver is None or getattr(resolver, "_gqlchannels_inline", False):
+        return True
+    if inspect.iscoroutinefunction(resolver) or inspect.isasyncgenfunction(resolver):
+        return True
+    # A subscription's root field maps an event already in memory: per event and per
+    # subscriber, a thread hop would cost more than the resolver itself.
+    return info.operation.operation == OperationType.SUBSCRIPTION and info.path.prev is None
+
+
+async def _resolve_in_thread(next_: Callable[..., Any], root: Any, info: Any, args: Any) -> Any:
+    result = await database_sync_to_async(next_)(root, info, **args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def offload_sync_resolvers(next_: Callable[..., Any], root: Any, info: Any, **args: Any) -> Any:
+    """graphql-core middleware: run plain sync resolvers in Django's database thread.
+
+    This is what lets a resolver use the ORM without ``SynchronousOnlyOperation`` and without
+    blocking the event loop. Default resolvers, async resolvers, resolvers marked ``@inline``
+    and subscription root fields run on the loop.
+    """
+    if _runs_inline(info):
+        return next_(root, info, **args)
+    return _resolve_in_thread(next_, root, info, args)
+
+
+class Executor:
+    """Runs operations against one schema; owns its document cache and error policy."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        *,
+        cache_size: int = 500,
+        max_tokens: int | None = 15_000,
+        max_validation_errors: int = 50,
+        offload_sync: bool = True,
+        debug_errors: Callable[[], bool] = lambda: False,
+    ):
+        self.schema = schema
+        self.cache_size = cache_size
+        self.max_tokens = max_tokens
+        self.max_validation_errors = max_validation_errors
+        self.middleware = [offload_sync_resolvers] if offload_sync else None
+        self.debug_errors = debug_errors
+        self._cache: OrderedDict[str, PreparedDocument] = OrderedDict()
+
+    async def prepare(self, query: str) -> PreparedDocument:
+        """Parse and validate ``query``, from the LRU cache when it was seen before."""
+        prepared = self._cache.get(query)
+        if prepared is not None:
+            self._cache.move_to_end(query)
+            return prepared
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(_document_pool, self._parse_and_validate, query)
+        self._cache[query] = prepared
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return prepared
+
+    def _parse_and_validate(self, query: str) -> PreparedDocument:
+        options = {"max_lexical_tokens": self.max_tokens} if _PARSE_ACCEPTS_TOKEN_LIMIT else {}
+        try:
+            document = parse(query, **options)
+        except GraphQLError as error:
+            return PreparedDocument(None, (error,))
+        errors = validate(self.schema, document, max_errors=self.max_validation_errors)
+        return PreparedDocument(document, tuple(errors))
+
+    async def operation_type(self, request: OperationRequest) -> OperationType | None:
+        """The type of the operation ``request`` selects, or None if it selects none."""
+        prepared = await self.prepare(request.query)
+        if prepared.document is None:
+            return None
+        operation = get_operation_ast(prepared.document, request.operation_name)
+        return operation.operation if operation else None
+
+    async def run(
+        self, request: OperationRequest, context: Any, root: Any = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield each formatted result of ``request``: one for a query or mutation, a stream
+        for a subscription. Raise OperationFailed when it ends with errors and no result."""
+        prepared = await self.prepare(request.query)
+        if prepared.errors:
+            logger.debug("Rejected document: %s", prepared.errors[0].message)
+            raise OperationFailed([error.formatted for error in prepared.errors])
+        assert prepared.document is not None
+        operation = get_operation_ast(prepared.document, request.operation_name)
+        kwargs: dict[str, Any] = {
+            "schema": self.schema,
+            "document": prepared.document,
+            "root_value": root,
+            "context_value": context,
+            "variable_values": request.variables,
+            "operation_name": request.operation_name,
+        }
+        if operation is not None and operation.operation == OperationType.SUBSCRIPTION:
+            async for result in self._subscribe(kwargs):
+                yield result
+            return
+        result = execute(**kwargs, middleware=self.middleware)
+        if inspect.isawaitable(result):
+            result = await result
+        yield self._result_or_failure(result)
+
+    async def _subscribe(self, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        if _SUBSCRIBE_ACCEPTS_MIDDLEWARE and self.middleware:
+            kwargs["middleware"] = self.middleware
+        stream = subscribe(**kwargs)
+        if inspect.isawaitable(stream):
+            stream = await stream
+        if isinstance(stream, ExecutionResult):
+            raise OperationFailed(self.format_errors(stream.errors or []))
+        try:
+            while True:
+                try:
+                    result = await anext(stream)
+                except StopAsyncIteration:
+                    return
+                except GraphQLError as error:
+                    raise OperationFailed(self.format_errors([error])) from None
+                except Exception as error:
+                    raise OperationFailed(self.format_errors([_as_graphql_error(error)])) from None
+                yield self.format_result(result)
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _result_or_failure(self, result: ExecutionResult) -> dict[str, Any]:
+        if result.data is None and result.errors and not _has_path(result.errors):
+            # Request errors (unknown operation name, bad variables): nothing was executed.
+            raise OperationFailed(self.format_errors(result.errors))
+        return self.format_result(result)
+
+    def format_result(self, result: ExecutionResult) -> dict[str, Any]:
+        """An ExecutionResult as the ``payload`` of a ``next`` / ``data`` message."""
+        payload: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            payload["errors"] = self.format_errors(result.errors)
+        if result.extensions:
+            payload["extensions"] = result.extensions
+        return payload
+
+    def format_errors(self, errors: list[GraphQLError]) -> list[dict[str, Any]]:
+        """Errors as sent to clients: unexpected exceptions are masked unless debugging."""
+        return [self._format_error(error) for error in errors]
+
+    def _format_error(self, error: GraphQLError) -> dict[str, Any]:
+        original = error.original_error
+        if original is None or isinstance(original, GraphQLError):
+            return error.formatted
+        logger.error("Unexpected error in resolver for %s", error.path, exc_info=original)
+        formatted = error.formatted
+        if self.debug_errors():
+            formatted.setdefault("extensions", {})["exception"] = {
+                "type": type(original).__name__,
+                "stacktrace": traceback.format_exception(original),
+            }
+        else:
+            formatted["message"] = MASKED_MESSAGE
+        return formatted
+
+
+def _has_path(errors: list[GraphQLError]) -> bool:
+    return any(error.path for error in errors)
+
+
+def _as_graphql_error(error: Exception) -> GraphQLError:
+    return GraphQLError(str(error), original_error=error)

@@ -1,0 +1,43 @@
+"""One encode/decode seam for every frame: orjson when installed, the standard library if not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - exercised only without the orjson extra
+    orjson = None
+
+import json as _stdlib_json
+
+
+class MalformedJSON(ValueError):
+    """A frame that is not valid JSON (including nesting too deep to decode)."""
+
+
+if orjson is not None:
+
+    def dumps(value: Any) -> str:
+        """Encode ``value`` as a compact JSON text."""
+        return orjson.dumps(value).decode()
+
+    def loads(text: str | bytes) -> Any:
+        """Decode JSON text; raise MalformedJSON for anything that is not valid JSON."""
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedJSON(str(exc)) from None
+
+else:  # pragma: no cover
+
+    def dumps(value: Any) -> str:
+        """Encode ``value`` as a compact JSON text."""
+        return _stdlib_json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+    def loads(text: str | bytes) -> Any:
+        """Decode JSON text; raise MalformedJSON for anything that is not valid JSON."""
+        try:
+            return _stdlib_json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise MalformedJSON(str(exc)) from None

@@ -1,0 +1,21 @@
+"""The two subprotocols, by the name a client offers in ``Sec-WebSocket-Protocol``."""
+
+from .base import BaseProtocol, CloseCode, ConnectionRejected, OperationRefused, ProtocolOptions
+from .legacy_ws import LegacyWSProtocol
+from .transport_ws import TransportWSProtocol
+
+PROTOCOLS: dict[str, type[BaseProtocol]] = {
+    TransportWSProtocol.name: TransportWSProtocol,
+    LegacyWSProtocol.name: LegacyWSProtocol,
+}
+
+__all__ = [
+    "PROTOCOLS",
+    "BaseProtocol",
+    "CloseCode",
+    "ConnectionRejected",
+    "LegacyWSProtocol",
+    "OperationRefused",
+    "ProtocolOptions",
+    "TransportWSProtocol",
+]

@@ -1,0 +1,329 @@
+"""What both subprotocols share: close codes, the transport they run on, the per-connection
+registry of operation tasks, and the state machine skeleton (init timer, ack, operations).
+
+Nothing here imports Channels: a protocol is driven by feeding it decoded messages, and talks
+back through the small ``Connection`` interface, so each protocol can be tested on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from ..execution import MASKED_MESSAGE, Executor, OperationFailed, OperationRequest
+
+logger = logging.getLogger("gqlchannels.protocols")
+
+#: A close reason must fit the 123 bytes a close frame leaves for it.
+MAX_CLOSE_REASON_BYTES = 123
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes gqlchannels sends (all within what Daphne allows: 1000, 3000-4999)."""
+
+    NORMAL = 1000
+    KEEPALIVE_TIMEOUT = 3008
+    DISCONNECTED_BY_SERVER = 4000
+    BAD_REQUEST = 4400
+    UNAUTHORIZED = 4401
+    FORBIDDEN = 4403
+    SUBPROTOCOL_NOT_ACCEPTABLE = 4406
+    CONNECTION_INIT_TIMEOUT = 4408
+    SUBSCRIBER_ALREADY_EXISTS = 4409
+    TOO_MANY_INIT_REQUESTS = 4429
+
+
+class ConnectionRejected(Exception):
+    """Raised by ``on_connect`` (or returned as False) to refuse ``connection_init``."""
+
+    def __init__(self, message: str = "Forbidden"):
+        super().__init__(message)
+        self.message = message
+
+
+class OperationRefused(Exception):
+    """Raised by ``on_operation`` (or returned as False) to refuse one operation."""
+
+    def __init__(self, message: str = "Operation refused"):
+        super().__init__(message)
+        self.message = message
+
+
+class Connection(Protocol):
+    """What a protocol needs from the transport under it (the consumer implements this)."""
+
+    executor: Executor
+
+    async def send_message(self, message: dict[str, Any]) -> None:
+        """Send one frame; must never raise, whatever state the socket is in."""
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Close the socket (at most once) and stop the protocol."""
+
+    async def authorize(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """Run ``on_connect``; return the ack payload or raise ConnectionRejected."""
+
+    async def admit(self, operation_id: str, request: OperationRequest) -> Any:
+        """Run ``on_operation`` and build the context; raise OperationRefused to refuse."""
+
+
+@dataclass(frozen=True)
+class ProtocolOptions:
+    """Timing and limits of one connection (from settings, overridden by ``as_asgi``)."""
+
+    connection_init_wait_timeout: float | None = 3.0
+    keepalive_interval: float | None = 12.0
+    pong_timeout: float | None = 10.0
+    max_operations_per_connection: int = 100
+    disconnect_timeout: float = 5.0
+
+
+class OperationRegistry:
+    """Every task of one connection's operations, by operation id.
+
+    A task is registered as it is created, before its first await, and stays known until it
+    has finished, including after it was cancelled, so ``cancel_all`` can await every
+    ``finally`` however the connection ended.
+    """
+
+    def __init__(self) -> None:
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._unfinished: set[asyncio.Task[None]] = set()
+
+    def __contains__(self, operation_id: object) -> bool:
+        return operation_id in self._active
+
+    def __len__(self) -> int:
+        return len(self._active)
+
+    def ids(self) -> list[str]:
+        """The ids of the operations still active."""
+        return list(self._active)
+
+    def start(self, operation_id: str, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``coroutine`` as the task of ``operation_id``."""
+        task = asyncio.get_running_loop().create_task(
+            coroutine, name=f"gqlchannels-op-{operation_id}"
+        )
+        self._active[operation_id] = task
+        self._unfinished.add(task)
+        task.add_done_callback(lambda done: self._forget(operation_id, done))
+        return task
+
+    def owns(self, operation_id: str, task: asyncio.Task[Any] | None) -> bool:
+        """Whether ``task`` is still the live task of ``operation_id`` (not stopped or replaced)."""
+        return task is not None and self._active.get(operation_id) is task
+
+    def cancel(self, operation_id: str) -> bool:
+        """Stop one operation without waiting for it; return whether it was active."""
+        task = self._active.pop(operation_id, None)
+        if task is None:
+            return False
+        task.cancel()
+        return True
+
+    def cancel_all(self) -> None:
+        """Cancel every operation, including ones stopped earlier that have not finished."""
+        self._active.clear()
+        for task in self._unfinished:
+            task.cancel()
+
+    async def wait_all(self, timeout: float) -> int:
+        """Wait (up to ``timeout``) until every task has finished; return how many had not."""
+        tasks = list(self._unfinished)
+        if not tasks:
+            return 0
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        if pending:
+            logger.warning(
+                "%d operation(s) still running %ss after disconnect", len(pending), timeout
+            )
+        return len(pending)
+
+    def _forget(self, operation_id: str, task: asyncio.Task[None]) -> None:
+        self._unfinished.discard(task)
+        if self._active.get(operation_id) is task:
+            del self._active[operation_id]
+
+
+class ConnectionState(enum.Enum):
+    """Where a connection is in its ``connection_init`` handshake."""
+
+    WAITING_FOR_INIT = "waiting"
+    INITIALISING = "initialising"
+    ACKNOWLEDGED = "acknowledged"
+    CLOSED = "closed"
+
+
+class BaseProtocol(ABC):
+    """The state machine both subprotocols share; subclasses map it to their messages."""
+
+    name: ClassVar[str]
+
+    def __init__(self, connection: Connection, options: ProtocolOptions):
+        self.connection = connection
+        self.options = options
+        self.state = ConnectionState.WAITING_FOR_INIT
+        self.operations = OperationRegistry()
+        self.connection_params: dict[str, Any] = {}
+        self._acknowledged = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle, driven by the transport -------------------------------------------------
+
+    def start(self) -> None:
+        """Start the ``connection_init`` timer; call only after the socket was accepted."""
+        timeout = self.options.connection_init_wait_timeout
+        if timeout is not None:
+            self._spawn(self._expire_init(timeout))
+
+    @abstractmethod
+    async def receive(self, message: Any) -> None:
+        """Handle one decoded frame (any JSON value)."""
+
+    @abstractmethod
+    async def receive_malformed(self, reason: str) -> None:
+        """Handle a frame that could not be decoded, was binary, or was too large."""
+
+    def halt(self) -> None:
+        """Cancel timers and every operation without waiting (the socket is closing)."""
+        self.state = ConnectionState.CLOSED
+        for task in self._background:
+            task.cancel()
+        self.operations.cancel_all()
+
+    async def stop(self) -> int:
+        """Halt, then wait (bounded by ``disconnect_timeout``) until every operation's
+        ``finally`` has run. Idempotent; returns how many were still running at the deadline."""
+        self.halt()
+        return await self.operations.wait_all(self.options.disconnect_timeout)
+
+    # -- connection_init ----------------------------------------------------------------
+
+    async def _initialise(self, payload: dict[str, Any]) -> None:
+        """Run ``on_connect`` off the receive loop, then acknowledge (or reject)."""
+        self.connection_params = payload
+        try:
+            ack_payload = await self.connection.authorize(payload)
+        except ConnectionRejected as rejection:
+            await self._reject(rejection.message)
+            return
+        if self.state is not ConnectionState.INITIALISING:
+            return
+        self.state = ConnectionState.ACKNOWLEDGED
+        ack: dict[str, Any] = {"type": "connection_ack"}
+        if ack_payload:
+            ack["payload"] = ack_payload
+        await self.connection.send_message(ack)
+        await self._after_ack()
+        # Released only now, so operations pipelined before the ack answer after it.
+        self._acknowledged.set()
+
+    @abstractmethod
+    async def _reject(self, message: str) -> None:
+        """Refuse ``connection_init`` the way the protocol says."""
+
+    async def _after_ack(self) -> None:
+        interval = self.options.keepalive_interval
+        if interval:
+            self._spawn(self._keepalive(interval))
+
+    @abstractmethod
+    async def _keepalive(self, interval: float) -> None:
+        """Run for the life of the connection, keeping it (and our view of the peer) alive."""
+
+    async def _expire_init(self, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+        if self.state is ConnectionState.WAITING_FOR_INIT:
+            await self.connection.close(
+                CloseCode.CONNECTION_INIT_TIMEOUT, "Connection initialisation timeout"
+            )
+
+    # -- operations ---------------------------------------------------------------------
+
+    async def _start_operation(self, operation_id: str, request: OperationRequest) -> None:
+        """Register and start one operation (it runs on the next loop turn), or refuse it
+        with an ``error`` when the connection already runs as many as it may."""
+        limit = self.options.max_operations_per_connection
+        if len(self.operations) >= limit:
+            message = f"Too many operations on this connection (limit {limit})"
+            await self.connection.send_message(
+                self._error_message(operation_id, [{"message": message}])
+            )
+            return
+        self.operations.start(operation_id, self._run_operation(operation_id, request))
+
+    async def _run_operation(self, operation_id: str, request: OperationRequest) -> None:
+        await self._acknowledged.wait()
+        try:
+            context = await self.connection.admit(operation_id, request)
+            async for result in self.connection.executor.run(request, context):
+                await self._send_for(operation_id, self._result_message(operation_id, result))
+        except OperationRefused as refusal:
+            await self._send_for(
+                operation_id, self._error_message(operation_id, [{"message": refusal.message}])
+            )
+        except OperationFailed as failure:
+            await self._send_for(operation_id, self._error_message(operation_id, failure.errors))
+        except Exception:
+            logger.exception("Operation %s failed unexpectedly", operation_id)
+            errors = [{"message": MASKED_MESSAGE}]
+            await self._send_for(operation_id, self._error_message(operation_id, errors))
+        else:
+            await self._send_for(operation_id, {"id": operation_id, "type": "complete"})
+
+    async def _send_for(self, operation_id: str, message: dict[str, Any]) -> None:
+        """Send a frame of one operation, unless the client stopped it or the id was reused."""
+        if self.operations.owns(operation_id, asyncio.current_task()):
+            await self.connection.send_message(message)
+
+    @abstractmethod
+    def _result_message(self, operation_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The message that carries one execution result."""
+
+    @abstractmethod
+    def _error_message(self, operation_id: str, errors: list[dict[str, Any]]) -> dict[str, Any]:
+        """The message that ends an operation with errors."""
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a connection-level task (timer, keepalive, init) that ``stop`` cancels."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def close_reason(text: str) -> str:
+    """``text`` cut to what fits in a close frame, on a character boundary."""
+    encoded = text.encode()
+    if len(encoded) <= MAX_CLOSE_REASON_BYTES:
+        return text
+    return encoded[: MAX_CLOSE_REASON_BYTES - 3].decode(errors="ignore") + "..."
+
+
+def optional_object(value: Any) -> bool:
+    """Whether ``value`` is a JSON object or absent/null (the shape of every ``payload``)."""
+    return value is None or isinstance(value, dict)
+
+
+def parse_request(payload: Any) -> OperationRequest | None:
+    """The request in a ``subscribe`` / ``start`` payload, or None if it is malformed."""
+    if not isinstance(payload, dict):
+        return None
+    query = payload.get("query")
+    operation_name = payload.get("operationName")
+    variables = payload.get("variables")
+    extensions = payload.get("extensions")
+    if not isinstance(query, str) or not (
+        operation_name is None or isinstance(operation_name, str)
+    ):
+        return None
+    if not (optional_object(variables) and optional_object(extensions)):
+        return None
+    return OperationRequest(query, operation_name, variables, extensions)
