@@ -1,0 +1,176 @@
+"""Named regressions: failures users met in other libraries, which gqlchannels must never have."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from gqlchannels import CloseCode
+from gqlchannels.broadcast import get_hub, group_name
+from gqlchannels.consumers import GraphQLWSConsumer
+from tests.helpers import (
+    LEGACY,
+    TRANSPORT,
+    app,
+    closed_with,
+    open_connection,
+    receive,
+    result_type,
+    start,
+    wait_listening,
+)
+from tests.schema import schema
+
+
+class ClientDisconnected(OSError):
+    """What uvicorn raises from ``send`` once the client has gone."""
+
+
+class RawASGIServer:
+    """Drives the consumer the way a server does, with a ``send`` that, once the client has
+    vanished, either drops frames silently (Daphne) or raises (uvicorn)."""
+
+    def __init__(self, raises_after_vanish: bool, protocol: str = TRANSPORT):
+        self.raises_after_vanish = raises_after_vanish
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.vanished = False
+        self.dropped: list[dict[str, Any]] = []
+        self.first_drop = asyncio.Event()
+        scope = {
+            "type": "websocket",
+            "path": "/graphql/",
+            "subprotocols": [protocol],
+            "headers": [],
+        }
+        application = GraphQLWSConsumer.as_asgi(schema=schema)
+        self.task = asyncio.get_running_loop().create_task(
+            application(scope, self.inbox.get, self.send)
+        )
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.vanished:
+            self.dropped.append(message)
+            self.first_drop.set()
+            if self.raises_after_vanish:
+                raise ClientDisconnected("client is gone")
+            return
+        await self.outbox.put(message)
+
+    async def frame(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.outbox.get(), 5)
+
+    async def client_sends(self, message: dict[str, Any]) -> None:
+        from gqlchannels.json import dumps
+
+        await self.inbox.put({"type": "websocket.receive", "text": dumps(message)})
+
+
+@pytest.mark.parametrize("raises", [False, True], ids=["daphne-drops", "uvicorn-raises"])
+async def test_pong_due_after_the_client_vanished_is_dropped_quietly(raises, caplog):
+    caplog.set_level(logging.DEBUG)
+    server = RawASGIServer(raises_after_vanish=raises)
+    await server.inbox.put({"type": "websocket.connect"})
+    assert (await server.frame())["type"] == "websocket.accept"
+    await server.client_sends({"type": "connection_init"})
+    assert (await server.frame())["type"] == "websocket.send"
+    server.vanished = True
+    await server.client_sends({"type": "ping"})
+    await server.client_sends({"type": "subscribe", "id": "1", "payload": {"query": "{ hello }"}})
+    await server.inbox.put({"type": "websocket.disconnect", "code": 1006})
+    await asyncio.wait_for(server.task, 5)  # re-raises anything the consumer raised
+    assert server.dropped[0]["text"] == '{"type":"pong"}'
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("raises", [False, True], ids=["daphne-drops", "uvicorn-raises"])
+async def test_stream_frames_after_the_client_vanished_do_not_raise(raises, caplog, fresh_probe):
+    server = RawASGIServer(raises_after_vanish=raises)
+    await server.inbox.put({"type": "websocket.connect"})
+    await server.frame()
+    await server.client_sends({"type": "connection_init"})
+    await server.frame()
+    query = 'subscription { count(to: 100000, key: "c", pause: 0.001) }'
+    await server.client_sends({"type": "subscribe", "id": "1", "payload": {"query": query}})
+    await server.frame()
+    server.vanished = True
+    await asyncio.wait_for(server.first_drop.wait(), 5)
+    await server.inbox.put({"type": "websocket.disconnect", "code": 1006})
+    await asyncio.wait_for(server.task, 5)
+    assert fresh_probe.finalized["c"].is_set()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT, LEGACY])
+async def test_connection_init_wait_timeout_zero_closes_cleanly_with_4408(protocol, caplog):
+    caplog.set_level(logging.DEBUG)
+    communicator = WebsocketCommunicator(
+        app(connection_init_wait_timeout=0), "/graphql/", subprotocols=[protocol]
+    )
+    connected, _ = await communicator.connect()
+    assert connected  # accepted first: the timer starts only after accept
+    assert (await closed_with(communicator))[0] == CloseCode.CONNECTION_INIT_TIMEOUT
+    await communicator.disconnect()
+    await communicator.wait(timeout=5)  # re-raises a RuntimeError had the consumer hit one
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+class RecordingConsumer(GraphQLWSConsumer):
+    """Keeps each instance, so a test can look at its registry after the socket is gone."""
+
+    instances: list[GraphQLWSConsumer] = []
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        RecordingConsumer.instances.append(self)
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT, LEGACY])
+async def test_abrupt_disconnect_runs_every_finally_and_leaves_nothing_behind(
+    protocol, fresh_probe
+):
+    RecordingConsumer.instances.clear()
+    communicator = await open_connection(protocol, consumer=RecordingConsumer)
+    await start(
+        communicator,
+        protocol,
+        "waiting",
+        'subscription { events(topic: "room:9", key: "waiting") }',
+    )
+    await start(
+        communicator,
+        protocol,
+        "streaming",
+        'subscription { count(to: 100000, key: "streaming", pause: 0.001) }',
+    )
+    await wait_listening("room:9")
+    while (await receive(communicator)).get("type") != result_type(protocol):
+        pass  # the second subscription is mid-stream
+    assert fresh_probe.running() == ["waiting", "streaming"]
+
+    await communicator.disconnect(code=1006)  # no close frame; returns once the consumer exits
+
+    assert fresh_probe.finalized["waiting"].is_set()
+    assert fresh_probe.finalized["streaming"].is_set()
+    registry = RecordingConsumer.instances[0].protocol.operations
+    assert len(registry) == 0 and not registry._unfinished
+    assert group_name("room:9") not in get_channel_layer().groups
+    assert get_hub().groups() == []
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT, LEGACY])
+async def test_server_close_stops_operations_at_once(protocol, fresh_probe):
+    communicator = await open_connection(protocol, max_message_bytes=200)
+    await start(communicator, protocol, "w", 'subscription { waitForever(key: "w") }')
+    await asyncio.wait_for(fresh_probe.started["w"].wait(), 5)
+    await communicator.send_json_to(
+        {"type": "connection_terminate"} if protocol == LEGACY else {"type": "bogus"}
+    )
+    await closed_with(communicator)
+    await asyncio.wait_for(fresh_probe.finalized["w"].wait(), 5)
+    await communicator.disconnect()
