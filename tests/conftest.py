@@ -12,3 +12,11 @@ def fresh_probe() -> test_schema.Probe:
     """Each test sees only its own subscriptions' start and ``finally`` events."""
     test_schema.probe.__init__()
     return test_schema.probe
+
+
+@pytest.fixture(autouse=True)
+def database(transactional_db: None) -> None:
+    """Every test may reach the database. Sync resolvers run in asgiref's one shared database
+    thread, which checks its connection on every call (``close_old_connections``); SQLite's
+    in-memory test database keeps that connection open across tests, so a test without
+    database access would trip pytest-django's guard there."""

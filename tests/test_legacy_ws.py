@@ -85,7 +85,7 @@ async def test_stop_for_an_unknown_id_is_ignored():
     await communicator.disconnect()
 
 
-async def test_start_pipelined_before_the_ack_runs_after_it_in_order():
+async def test_start_pipelined_before_the_ack_runs_after_the_ack():
     communicator = await open_socket(LEGACY)
     await communicator.send_json_to({"type": "connection_init"})
     await send_start(communicator, "1", 'mutation { echo(text: "first") }')
@@ -93,8 +93,10 @@ async def test_start_pipelined_before_the_ack_runs_after_it_in_order():
     assert await receive(communicator) == {"type": "connection_ack"}
     assert await receive(communicator) == {"type": "ka"}
     frames = [await receive(communicator) for _ in range(4)]
-    data = [frame["payload"]["data"]["echo"] for frame in frames if frame["type"] == "data"]
-    assert data == ["first", "second"]
+    data = {
+        frame["id"]: frame["payload"]["data"]["echo"] for frame in frames if frame["type"] == "data"
+    }
+    assert data == {"1": "first", "2": "second"}
     assert sorted(frame["id"] for frame in frames if frame["type"] == "complete") == ["1", "2"]
     await communicator.disconnect()
 
