@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "KEEPALIVE_INTERVAL": 12.0,
     # Seconds a graphql-transport-ws peer has to answer a server ping before it is closed (3008).
     "PONG_TIMEOUT": 10.0,
+    # graphql-transport-ws flow control: operation frames sent but not yet proven read (by a
+    # pong to a later ping); at this many the connection's operations wait for the client.
+    "SEND_WINDOW": 500,
     # Operations running at once on one connection; one more gets an ``error`` message.
     "MAX_OPERATIONS_PER_CONNECTION": 100,
     # Largest frame accepted, in bytes (UTF-8); larger: close 4400 / legacy ``connection_error``.
@@ -57,6 +60,7 @@ CONSUMER_OPTIONS = (
     "max_operations_per_connection",
     "max_message_bytes",
     "disconnect_timeout",
+    "send_window",
 )
 
 

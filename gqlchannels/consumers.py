@@ -138,6 +138,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             pong_timeout=self.option("pong_timeout"),
             max_operations_per_connection=self.option("max_operations_per_connection"),
             disconnect_timeout=self.option("disconnect_timeout"),
+            send_window=self.option("send_window"),
         )
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:

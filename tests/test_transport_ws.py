@@ -343,7 +343,7 @@ async def test_nothing_is_sent_for_an_operation_after_the_client_completes_it(fr
     await asyncio.wait_for(fresh_probe.finalized["c"].wait(), 5)
     await communicator.send_json_to({"type": "ping"})
     while (message := await receive(communicator))["type"] != "pong":
-        assert message["type"] == "next"  # already in flight before the complete
+        assert message["type"] in ("next", "ping")  # sent before the complete arrived
     await communicator.send_json_to({"type": "ping"})
     assert await receive(communicator) == {"type": "pong"}
     await communicator.disconnect()
@@ -471,6 +471,40 @@ async def test_silent_peer_is_closed_after_keepalive_interval_plus_pong_timeout(
     assert await receive(communicator) == {"type": "ping"}
     code, reason = await closed_with(communicator)
     assert (code, reason) == (CloseCode.KEEPALIVE_TIMEOUT, "Keepalive timeout")
+
+
+# -- flow control -----------------------------------------------------------------------------
+
+
+async def test_a_client_that_does_not_answer_pings_gets_at_most_send_window_frames():
+    communicator = await open_connection(send_window=4, pong_timeout=None)
+    await subscribe(communicator, "s", "subscription { count(to: 20) }")
+    frames = [await receive(communicator) for _ in range(5)]
+    assert [f["payload"]["data"]["count"] for f in frames if f["type"] == "next"] == [1, 2, 3, 4]
+    assert {"type": "ping"} in frames
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
+
+
+async def test_answering_the_ping_lets_the_stream_continue_in_order():
+    communicator = await open_connection(send_window=4, pong_timeout=None)
+    await subscribe(communicator, "s", "subscription { count(to: 20) }")
+    values = []
+    while (message := await receive(communicator))["type"] != "complete":
+        if message["type"] == "ping":
+            await communicator.send_json_to({"type": "pong"})
+        else:
+            values.append(message["payload"]["data"]["count"])
+    assert values == list(range(1, 21))
+    await communicator.disconnect()
+
+
+async def test_a_client_that_stops_reading_is_closed_after_pong_timeout():
+    communicator = await open_connection(send_window=4, keepalive_interval=None, pong_timeout=0.05)
+    await subscribe(communicator, "s", "subscription { count(to: 20) }")
+    while (output := await communicator.receive_output(timeout=5))["type"] == "websocket.send":
+        pass
+    assert output["code"] == CloseCode.KEEPALIVE_TIMEOUT
 
 
 # -- malformed input ------------------------------------------------------------------------

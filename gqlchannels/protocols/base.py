@@ -81,6 +81,7 @@ class ProtocolOptions:
     pong_timeout: float | None = 10.0
     max_operations_per_connection: int = 100
     disconnect_timeout: float = 5.0
+    send_window: int = 500
 
 
 class OperationRegistry:
@@ -278,9 +279,16 @@ class BaseProtocol(ABC):
             await self._send_for(operation_id, {"id": operation_id, "type": "complete"})
 
     async def _send_for(self, operation_id: str, message: dict[str, Any]) -> None:
-        """Send a frame of one operation, unless the client stopped it or the id was reused."""
+        """Send a frame of one operation, unless the client stopped it or the id was reused.
+
+        Waits first while the protocol's flow control says the client is behind.
+        """
+        await self._wait_for_send_window()
         if self.operations.owns(operation_id, asyncio.current_task()):
             await self.connection.send_message(message)
+
+    async def _wait_for_send_window(self) -> None:  # noqa: B027 - a hook, a no-op by default
+        """Return when the client may be sent one more operation frame (no limit here)."""
 
     @abstractmethod
     def _result_message(self, operation_id: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,14 @@ class TransportWSProtocol(BaseProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._pong = asyncio.Event()
+        # Flow control: operation frames sent, and how many of them the client has proven it
+        # read (by answering a ping sent after them). A client that stops reading stops
+        # answering, so at most ``send_window`` frames wait in the server's send buffer.
+        self._frames_sent = 0
+        self._frames_read = 0
+        self._ping_in_flight: int | None = None  # _frames_sent when the unanswered ping left
+        self._pong_deadline: asyncio.Task[None] | None = None
+        self._window_open = asyncio.Event()
 
     async def receive(self, message: Any) -> None:
         """Handle one decoded frame."""
@@ -71,8 +78,12 @@ class TransportWSProtocol(BaseProtocol):
     async def _on_pong(self, message: dict[str, Any]) -> None:
         if not optional_object(message.get("payload")):
             await self._bad_request("pong payload must be an object")
-        else:
-            self._pong.set()
+        elif self._ping_in_flight is not None:
+            self._frames_read = self._ping_in_flight
+            self._ping_in_flight = None
+            if self._pong_deadline is not None:
+                self._pong_deadline.cancel()
+            self._window_open.set()
 
     async def _on_subscribe(self, message: dict[str, Any]) -> None:
         operation_id = message.get("id")
@@ -105,18 +116,39 @@ class TransportWSProtocol(BaseProtocol):
     }
 
     async def _keepalive(self, interval: float) -> None:
-        """Ping every ``interval``; close 3008 when a ping goes unanswered for ``pong_timeout``."""
+        """Ping every ``interval`` (unless a ping is already out) to learn the peer is alive."""
         while True:
             await asyncio.sleep(interval)
-            self._pong.clear()
-            await self.connection.send_message({"type": "ping"})
-            if self.options.pong_timeout is None:
-                continue
-            try:
-                await asyncio.wait_for(self._pong.wait(), self.options.pong_timeout)
-            except TimeoutError:
-                await self.connection.close(CloseCode.KEEPALIVE_TIMEOUT, "Keepalive timeout")
-                return
+            await self._ping()
+
+    async def _ping(self) -> None:
+        """Send a ping unless one is unanswered; close 3008 if it stays so for ``pong_timeout``."""
+        if self._ping_in_flight is not None:
+            return
+        self._ping_in_flight = self._frames_sent
+        if self.options.pong_timeout is not None:
+            self._pong_deadline = asyncio.get_running_loop().create_task(
+                self._expect_pong(self.options.pong_timeout)
+            )
+            self._background.add(self._pong_deadline)
+            self._pong_deadline.add_done_callback(self._background.discard)
+        await self.connection.send_message({"type": "ping"})
+
+    async def _expect_pong(self, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+        await self.connection.close(CloseCode.KEEPALIVE_TIMEOUT, "Keepalive timeout")
+
+    async def _wait_for_send_window(self) -> None:
+        """Hold operation frames while ``send_window`` of them are unread; ask for a pong
+        half-way so a client that keeps reading never waits."""
+        window = self.options.send_window
+        while self._frames_sent - self._frames_read >= window:
+            self._window_open.clear()
+            await self._ping()
+            await self._window_open.wait()
+        self._frames_sent += 1
+        if self._frames_sent - self._frames_read >= window // 2:
+            await self._ping()
 
     def _result_message(self, operation_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         return {"id": operation_id, "type": "next", "payload": payload}
