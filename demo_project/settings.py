@@ -64,7 +64,12 @@ if os.environ.get("REDIS_URL"):
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [os.environ["REDIS_URL"]], "capacity": 1000},
+            "CONFIG": {
+                # A socket timeout above channels-redis' 5 s blocking read (gqlchannels.W002).
+                "hosts": [{"address": os.environ["REDIS_URL"], "socket_timeout": 10}],
+                "capacity": 1000,
+                "group_expiry": int(os.environ.get("GQLCHANNELS_GROUP_EXPIRY", "86400")),
+            },
         }
     }
 else:

@@ -21,6 +21,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import BaseChannelLayer, get_channel_layer
+from graphql import GraphQLError
 
 from . import conf
 
@@ -35,7 +36,16 @@ _RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
 class BroadcastError(RuntimeError):
-    """Publishing failed: no channel layer is configured, or the layer refused the event."""
+    """Publishing failed: no channel layer is configured, or the layer did not take the event
+    within ``BROADCAST_TIMEOUT`` (Redis down, say)."""
+
+
+class SubscriptionOverflow(GraphQLError):
+    """A subscription fell more than ``SUBSCRIPTION_BUFFER_SIZE`` events behind.
+
+    It ends with this error (an ``error`` message to its client) rather than skipping events
+    silently: the client learns it missed some and can subscribe again and refetch.
+    """
 
 
 def group_name(topic: str) -> str:
@@ -66,10 +76,13 @@ async def broadcast(topic: str, payload: Any) -> None:
     in every process that shares the channel layer."""
     group = group_name(topic)
     message = {"type": EVENT_TYPE, "group": group, "payload": payload}
+    layer = _layer()
+    timeout = conf.get("BROADCAST_TIMEOUT")
     try:
-        await _layer().group_send(group, message)
-    except BroadcastError:
-        raise
+        async with asyncio.timeout(timeout):
+            await layer.group_send(group, message)
+    except TimeoutError:
+        raise BroadcastError(f"Could not publish to {topic!r} within {timeout}s") from None
     except Exception as exc:
         raise BroadcastError(f"Could not publish to {topic!r}: {exc}") from exc
 
@@ -94,38 +107,56 @@ def broadcast_sync(topic: str, payload: Any) -> None:
 
 
 class Listener:
-    """One subscription's bounded buffer of events; the oldest event is dropped when full."""
+    """One subscription's bounded buffer of events between the hub and its resolver."""
 
     def __init__(self, groups: tuple[str, ...], size: int):
         self.groups = groups
-        self.dropped = 0
-        self._events: deque[Any] = deque(maxlen=size)
+        self.size = size
+        self.overflowed = False
+        self._events: deque[Any] = deque()
         self._ready = asyncio.Event()
 
     def put(self, payload: Any) -> None:
-        """Buffer one event (never blocks: the hub feeds every listener in turn)."""
-        if len(self._events) == self._events.maxlen:
-            self.dropped += 1
-        self._events.append(payload)
+        """Buffer one event (never blocks: the hub feeds every listener in turn). Past
+        ``size`` waiting events the listener overflows and takes no more."""
+        if self.overflowed:
+            return
+        if len(self._events) >= self.size:
+            self.overflowed = True
+            self._events.clear()
+            logger.warning("A subscription fell %d events behind and was ended", self.size)
+        else:
+            self._events.append(payload)
         self._ready.set()
 
     async def get(self) -> Any:
-        """The next event, waiting for one if needed."""
+        """The next event, waiting for one; raise SubscriptionOverflow once overflowed."""
         while not self._events:
+            if self.overflowed:
+                raise SubscriptionOverflow(
+                    f"Subscription ended: it fell more than {self.size} events behind"
+                )
             self._ready.clear()
             await self._ready.wait()
         return self._events.popleft()
 
 
 class Hub:
-    """The fan-out point of one process: one layer channel, reference-counted group membership."""
+    """The fan-out point of one process: one layer channel, reference-counted group membership.
+
+    While anything listens, two tasks run: one receives events and hands them to listeners,
+    the other re-joins every group periodically (channels-redis forgets members after
+    ``group_expiry``, and everything after a restart without persistence) and, after a layer
+    fault, retries until the layer takes the memberships again.
+    """
 
     def __init__(self, layer: BaseChannelLayer):
         self.layer = layer
         self.channel_name: str | None = None
         self._listeners: dict[str, set[Listener]] = {}
         self._membership = asyncio.Lock()
-        self._receiver: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._rejoin_now = asyncio.Event()
 
     def listener_count(self) -> int:
         """How many subscriptions in this process listen to at least one topic."""
@@ -141,8 +172,12 @@ class Hub:
         async with self._membership:
             if self.channel_name is None:
                 self.channel_name = await self.layer.new_channel(prefix="gqlchannels.hub.")
-            if self._receiver is None:
-                self._receiver = asyncio.get_running_loop().create_task(self._receive_loop())
+            if not self._tasks:
+                loop = asyncio.get_running_loop()
+                self._tasks = [
+                    loop.create_task(self._receive_events()),
+                    loop.create_task(self._maintain_membership()),
+                ]
             try:
                 for group in groups:
                     if group not in self._listeners:
@@ -168,9 +203,10 @@ class Hub:
             if not members:
                 del self._listeners[group]
                 await self._leave(group)
-        if not self._listeners and self._receiver is not None:
-            self._receiver.cancel()
-            self._receiver = None
+        if not self._listeners:
+            for task in self._tasks:
+                task.cancel()
+            self._tasks = []
 
     async def _leave(self, group: str) -> None:
         try:
@@ -178,30 +214,65 @@ class Hub:
         except Exception as exc:  # the membership expires on its own; nothing else to do
             logger.warning("Could not leave group %s: %s", group, exc)
 
-    async def _receive_loop(self) -> None:
+    async def _receive_events(self) -> None:
         failures = 0
         while True:
             try:
                 message = await self.layer.receive(self.channel_name)
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
-                delay = _RETRY_DELAYS[min(failures, len(_RETRY_DELAYS) - 1)]
                 if failures == 0:
-                    logger.warning("Channel layer receive failed (%s); retrying", exc)
+                    logger.warning("Channel layer receive failed (%r); retrying", exc)
+                    self._rejoin_now.set()
                 failures += 1
-                await asyncio.sleep(delay)
+                await asyncio.sleep(_retry_delay(failures))
                 continue
             if failures:
                 logger.warning("Channel layer receive recovered after %d failure(s)", failures)
                 failures = 0
             self._dispatch(message)
 
+    async def _maintain_membership(self) -> None:
+        interval = min(
+            conf.get("GROUP_REJOIN_INTERVAL"), getattr(self.layer, "group_expiry", 86400) / 3
+        )
+        failures = 0
+        while True:
+            wait = interval if failures == 0 else _retry_delay(failures)
+            try:
+                async with asyncio.timeout(wait):
+                    await self._rejoin_now.wait()
+            except TimeoutError:
+                pass
+            self._rejoin_now.clear()
+            error = await self._rejoin_all()
+            if error is None:
+                if failures:
+                    logger.warning("Re-joined every group after %d failed attempt(s)", failures)
+                failures = 0
+            else:
+                if failures == 0:
+                    logger.warning("Could not re-join groups (%r); retrying", error)
+                failures += 1
+
+    async def _rejoin_all(self) -> Exception | None:
+        """Join every group again (refreshing its expiry); return the error if the layer failed."""
+        async with self._membership:
+            try:
+                for group in list(self._listeners):
+                    await self.layer.group_add(group, self.channel_name)
+            except Exception as exc:
+                return exc
+        return None
+
     def _dispatch(self, message: dict[str, Any]) -> None:
         if message.get("type") != EVENT_TYPE:
             return
         for listener in self._listeners.get(message.get("group"), ()):  # type: ignore[arg-type]
             listener.put(message.get("payload"))
+
+
+def _retry_delay(failures: int) -> float:
+    return _RETRY_DELAYS[min(failures, len(_RETRY_DELAYS)) - 1]
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

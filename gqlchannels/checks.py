@@ -24,6 +24,7 @@ _OPTIONAL_DURATIONS = (
     "PONG_TIMEOUT",
     "MAX_DOCUMENT_TOKENS",
 )
+_DURATIONS = ("DISCONNECT_TIMEOUT", "BROADCAST_TIMEOUT", "GROUP_REJOIN_INTERVAL")
 
 
 def register() -> None:
@@ -31,6 +32,7 @@ def register() -> None:
     checks.register(check_settings, checks.Tags.compatibility)
     checks.register(check_schema, checks.Tags.compatibility)
     checks.register(check_channel_layer, checks.Tags.compatibility)
+    checks.register(check_redis_socket_timeout, checks.Tags.compatibility)
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -65,15 +67,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     f"GQLCHANNELS[{name!r}] must be a positive integer.", id="gqlchannels.E004"
                 )
             )
-    for name in (*_OPTIONAL_DURATIONS, "DISCONNECT_TIMEOUT"):
+    for name in (*_OPTIONAL_DURATIONS, *_DURATIONS):
         value = conf.get(name)
-        if value is None and name != "DISCONNECT_TIMEOUT":
+        if value is None and name in _OPTIONAL_DURATIONS:
             continue
         if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
             errors.append(
                 checks.Error(
                     f"GQLCHANNELS[{name!r}] must be a number >= 0"
-                    + (" or None." if name != "DISCONNECT_TIMEOUT" else "."),
+                    + (" or None." if name in _OPTIONAL_DURATIONS else "."),
                     id="gqlchannels.E004",
                 )
             )
@@ -121,3 +123,32 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             )
         ]
     return []
+
+
+#: channels-redis blocks on BZPOPMIN for this many seconds; a socket timeout at or under it
+#: makes every idle receive fail (redis-py 8 made 5 s its default).
+_REDIS_BLOCKING_READ_SECONDS = 5
+
+
+def check_redis_socket_timeout(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W002: a channels-redis host whose socket timeout would cut its own blocking reads."""
+    if not isinstance(conf.user_settings(), dict):
+        return []
+    config = getattr(settings, "CHANNEL_LAYERS", {}).get(conf.get("CHANNEL_LAYER"), {})
+    if "channels_redis" not in str(config.get("BACKEND", "")):
+        return []
+    warnings = []
+    for host in config.get("CONFIG", {}).get("hosts", ["redis://127.0.0.1:6379"]):
+        timeout = host.get("socket_timeout") if isinstance(host, dict) else None
+        if timeout is None or timeout <= _REDIS_BLOCKING_READ_SECONDS:
+            warnings.append(
+                checks.Warning(
+                    f"channels-redis host {host!r} has no socket_timeout above "
+                    f"{_REDIS_BLOCKING_READ_SECONDS}s: with redis-py 8 every idle receive times "
+                    "out and is retried.",
+                    hint='Give each host as a dict: {"address": "redis://...", '
+                    '"socket_timeout": 10}.',
+                    id="gqlchannels.W002",
+                )
+            )
+    return warnings

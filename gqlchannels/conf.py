@@ -43,8 +43,16 @@ DEFAULTS: dict[str, Any] = {
     # "thread": plain sync resolvers run off the event loop (safe for the Django ORM);
     # "inline": they run on the loop (faster, for resolvers that never block).
     "SYNC_RESOLVERS": "thread",
-    # Events buffered per subscription between the channel layer and the resolver.
+    # Events buffered per subscription between the channel layer and the resolver; a
+    # subscription that falls further behind ends with an ``error`` (SubscriptionOverflow).
     "SUBSCRIPTION_BUFFER_SIZE": 1000,
+    # Seconds ``broadcast`` / ``broadcast_sync`` wait for the channel layer before raising
+    # BroadcastError (Redis down or unreachable).
+    "BROADCAST_TIMEOUT": 5.0,
+    # Seconds between re-joins of every group this process listens to, so memberships
+    # survive channels-redis' group_expiry and a Redis restart (also capped at a third of
+    # the layer's group_expiry, and done at once when the layer recovers from a fault).
+    "GROUP_REJOIN_INTERVAL": 30.0,
     # Channel layer alias used for broadcasting and per-connection messages.
     "CHANNEL_LAYER": "default",
     # Show exception messages of unexpected resolver errors to clients; None follows DEBUG.

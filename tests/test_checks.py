@@ -79,3 +79,27 @@ def test_checks_are_registered_with_django():
 
     registered = registry.get_checks()
     assert checks.check_settings in registered and checks.check_channel_layer in registered
+
+
+REDIS = "channels_redis.core.RedisChannelLayer"
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        ["redis://127.0.0.1:6379"],
+        [("127.0.0.1", 6379)],
+        [{"address": "redis://127.0.0.1:6379", "socket_timeout": 5}],
+    ],
+)
+def test_redis_host_without_a_socket_timeout_above_five_seconds_is_w002(hosts):
+    layers = {"default": {"BACKEND": REDIS, "CONFIG": {"hosts": hosts}}}
+    with override_settings(CHANNEL_LAYERS=layers):
+        assert ids(checks.check_redis_socket_timeout()) == ["gqlchannels.W002"]
+
+
+def test_redis_host_with_a_longer_socket_timeout_passes():
+    hosts = [{"address": "redis://127.0.0.1:6379", "socket_timeout": 10}]
+    layers = {"default": {"BACKEND": REDIS, "CONFIG": {"hosts": hosts}}}
+    with override_settings(CHANNEL_LAYERS=layers):
+        assert checks.check_redis_socket_timeout() == []
