@@ -92,5 +92,5 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"gqlchannels": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {"gqlchannels": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }

@@ -192,10 +192,8 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         if self.socket_state is not SocketState.OPEN:
             return
         self.socket_state = SocketState.CLOSED
-        close_message: dict[str, Any] = {
-            "type": "websocket.close",
-            "code": code or CloseCode.NORMAL,
-        }
+        # A plain int: Daphne (autobahn) refuses an IntEnum member and would send no close.
+        close_message: dict[str, Any] = {"type": "websocket.close", "code": int(code or 1000)}
         if reason:
             close_message["reason"] = reason
         try:

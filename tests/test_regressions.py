@@ -174,3 +174,17 @@ async def test_server_close_stops_operations_at_once(protocol, fresh_probe):
     await closed_with(communicator)
     await asyncio.wait_for(fresh_probe.finalized["w"].wait(), 5)
     await communicator.disconnect()
+
+
+async def test_close_codes_reach_the_server_as_plain_ints():
+    """Daphne hands the code to autobahn, which refuses anything but an exact int (an IntEnum
+    member included) and then sends no close frame at all."""
+    server = RawASGIServer(raises_after_vanish=False)
+    await server.inbox.put({"type": "websocket.connect"})
+    await server.frame()
+    await server.inbox.put({"type": "websocket.receive", "text": "not json"})
+    close = await server.frame()
+    assert close["type"] == "websocket.close"
+    assert type(close["code"]) is int and close["code"] == 4400
+    await server.inbox.put({"type": "websocket.disconnect", "code": 4400})
+    await asyncio.wait_for(server.task, 5)

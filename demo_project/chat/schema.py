@@ -1,0 +1,274 @@
+"""The chat's GraphQL schema, hand-built with graphql-core types.
+
+Queries read rooms and recent messages, ``postMessage`` stores a message and publishes it to
+the topic ``room:<name>``, and ``messageAdded`` streams what is published there. Events travel
+as plain dicts (the channel layer only carries plain data), so the ``Message`` type resolves
+its fields from a model instance or from such a dict alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from channels.db import database_sync_to_async
+from graphql import (
+    GraphQLArgument,
+    GraphQLError,
+    GraphQLField,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLString,
+)
+
+import gqlchannels
+
+from .models import MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH, ROOM_NAME_PATTERN, Message, Room
+
+logger = logging.getLogger(__name__)
+
+ROOM_NAME = re.compile(ROOM_NAME_PATTERN)
+#: Messages one ``messages`` query returns unless it asks for another number, and the most.
+DEFAULT_LAST = 50
+MAX_LAST = 200
+#: Highest start of ``countdown`` (it runs one second per step).
+MAX_COUNTDOWN = 60
+
+
+# -- input checks ---------------------------------------------------------------------------
+
+
+def room_topic(room: str) -> str:
+    """The broadcast topic of a room: what ``postMessage`` publishes to and
+    ``messageAdded`` listens to."""
+    return f"room:{room}"
+
+
+def check_room(name: str) -> str:
+    """``name`` if it is a valid room name, else a GraphQLError the client can read."""
+    if len(name) > ROOM_NAME_MAX_LENGTH or not ROOM_NAME.match(name):
+        raise GraphQLError(
+            f"A room name is 1 to {ROOM_NAME_MAX_LENGTH} letters, digits, '_' or '-'."
+        )
+    return name
+
+
+def check_text(text: str) -> str:
+    """``text`` without surrounding blanks, if there is some and it is not too long."""
+    text = text.strip()
+    if not text:
+        raise GraphQLError("A message cannot be empty.")
+    if len(text) > MESSAGE_MAX_LENGTH:
+        raise GraphQLError(f"A message is at most {MESSAGE_MAX_LENGTH} characters.")
+    return text
+
+
+def _authenticated_user(info: Any) -> Any | None:
+    user = getattr(info.context, "user", None)
+    return user if user is not None and user.is_authenticated else None
+
+
+# -- the Message type, from a model instance or from an event dict ---------------------------
+
+#: How each ``Message`` field is read from a model instance (whose room and author are
+#: loaded). An event dict carries the same keys with these values already computed.
+MESSAGE_FIELDS: dict[str, Callable[[Message], Any]] = {
+    "id": lambda message: message.pk,
+    "room": lambda message: message.room.name,
+    "author": lambda message: message.author.get_username() if message.author else None,
+    "text": lambda message: message.text,
+    "createdAt": lambda message: message.created_at.isoformat(),
+}
+
+
+def message_payload(message: Message) -> dict[str, Any]:
+    """``message`` as the plain dict that is broadcast to ``messageAdded`` subscribers."""
+    return {name: read(message) for name, read in MESSAGE_FIELDS.items()}
+
+
+def _message_field(name: str) -> Callable[..., Any]:
+    read = MESSAGE_FIELDS[name]
+
+    # Inline: every instance reaching here has its room and author loaded, so no field
+    # touches the database, and a thread hop per field and event would cost more than it does.
+    @gqlchannels.inline
+    def resolve(source: Message | Mapping[str, Any], info: Any) -> Any:
+        if isinstance(source, Mapping):
+            return source.get(name)
+        return read(source)
+
+    return resolve
+
+
+message_type = GraphQLObjectType(
+    "Message",
+    {
+        "id": GraphQLField(GraphQLNonNull(GraphQLID), resolve=_message_field("id")),
+        "room": GraphQLField(
+            GraphQLNonNull(GraphQLString),
+            description="The room's name.",
+            resolve=_message_field("room"),
+        ),
+        "author": GraphQLField(
+            GraphQLString,
+            description="The author's username; null for anonymous messages.",
+            resolve=_message_field("author"),
+        ),
+        "text": GraphQLField(GraphQLNonNull(GraphQLString), resolve=_message_field("text")),
+        "createdAt": GraphQLField(
+            GraphQLNonNull(GraphQLString),
+            description="ISO 8601 timestamp.",
+            resolve=_message_field("createdAt"),
+        ),
+    },
+    description="One message posted in a room.",
+)
+
+room_type = GraphQLObjectType(
+    "Room",
+    {
+        "name": GraphQLField(GraphQLNonNull(GraphQLString)),
+        "createdAt": GraphQLField(
+            GraphQLNonNull(GraphQLString),
+            description="ISO 8601 timestamp.",
+            resolve=gqlchannels.inline(lambda room, info: room.created_at.isoformat()),
+        ),
+    },
+    description="A chat room; rooms are created by their first message.",
+)
+
+
+# -- queries (plain sync resolvers: gqlchannels runs them in Django's database thread) --------
+
+
+def resolve_rooms(root: Any, info: Any) -> list[Room]:
+    """Every room, by name."""
+    return list(Room.objects.all())
+
+
+def resolve_messages(root: Any, info: Any, room: str, last: int | None) -> list[Message]:
+    """The ``last`` most recent messages of ``room``, oldest first (none for a new room)."""
+    check_room(room)
+    last = DEFAULT_LAST if last is None else last
+    if not 0 <= last <= MAX_LAST:
+        raise GraphQLError(f"'last' must be between 0 and {MAX_LAST}.")
+    recent = (
+        Message.objects.filter(room__name=room)
+        .select_related("room", "author")
+        .order_by("-created_at", "-id")[:last]
+    )
+    return list(reversed(recent))
+
+
+# -- mutation -----------------------------------------------------------------------------
+
+
+def _store_message(room: str, text: str, author: Any | None) -> Message:
+    room_obj, _ = Room.objects.get_or_create(name=room)
+    return Message.objects.create(room=room_obj, author=author, text=text)
+
+
+async def resolve_post_message(root: Any, info: Any, room: str, text: str) -> Message:
+    """Store a message (creating the room on first use), then publish it to the room.
+
+    Async so the ORM part runs in the database thread and the publish on the event loop. A
+    failed publish is logged, not raised: the message is already stored, and reporting a
+    failure would only invite the client to post it twice.
+    """
+    room = check_room(room)
+    text = check_text(text)
+    message = await database_sync_to_async(_store_message)(room, text, _authenticated_user(info))
+    try:
+        await gqlchannels.broadcast(room_topic(room), message_payload(message))
+    except gqlchannels.BroadcastError:
+        logger.exception("Message %s was stored but could not be published", message.pk)
+    return message
+
+
+# -- subscriptions --------------------------------------------------------------------------
+
+
+async def subscribe_message_added(root: Any, info: Any, room: str) -> AsyncIterator[Any]:
+    """Every message published to ``room`` from now on, as an event dict."""
+    check_room(room)
+    async for payload in gqlchannels.listen(info, room_topic(room)):
+        yield payload
+
+
+async def subscribe_countdown(root: Any, info: Any, start: int) -> AsyncIterator[int]:
+    """``start``, ``start - 1`` ... ``0``, one a second: a subscription that ends by itself."""
+    if not 0 <= start <= MAX_COUNTDOWN:
+        raise GraphQLError(f"'from' must be between 0 and {MAX_COUNTDOWN}.")
+    for number in range(start, -1, -1):
+        yield number
+        if number:
+            await asyncio.sleep(1)
+
+
+def _event(event: Any, info: Any, **args: Any) -> Any:
+    """A subscription root field's value is the event itself."""
+    return event
+
+
+def _room_argument() -> GraphQLArgument:
+    return GraphQLArgument(GraphQLNonNull(GraphQLString))
+
+
+query_type = GraphQLObjectType(
+    "Query",
+    {
+        "rooms": GraphQLField(
+            GraphQLNonNull(GraphQLList(GraphQLNonNull(room_type))), resolve=resolve_rooms
+        ),
+        "messages": GraphQLField(
+            GraphQLNonNull(GraphQLList(GraphQLNonNull(message_type))),
+            args={
+                "room": _room_argument(),
+                "last": GraphQLArgument(GraphQLInt, default_value=DEFAULT_LAST),
+            },
+            resolve=resolve_messages,
+        ),
+    },
+)
+
+mutation_type = GraphQLObjectType(
+    "Mutation",
+    {
+        "postMessage": GraphQLField(
+            GraphQLNonNull(message_type),
+            args={
+                "room": _room_argument(),
+                "text": GraphQLArgument(GraphQLNonNull(GraphQLString)),
+            },
+            resolve=resolve_post_message,
+        )
+    },
+)
+
+subscription_type = GraphQLObjectType(
+    "Subscription",
+    {
+        "messageAdded": GraphQLField(
+            GraphQLNonNull(message_type),
+            args={"room": _room_argument()},
+            subscribe=subscribe_message_added,
+            resolve=_event,
+        ),
+        "countdown": GraphQLField(
+            GraphQLNonNull(GraphQLInt),
+            # ``from`` is a Python keyword: the resolver receives it as ``start``.
+            args={"from": GraphQLArgument(GraphQLNonNull(GraphQLInt), out_name="start")},
+            subscribe=subscribe_countdown,
+            resolve=_event,
+        ),
+    },
+)
+
+schema = GraphQLSchema(query=query_type, mutation=mutation_type, subscription=subscription_type)

@@ -1,0 +1,194 @@
+"""Run the demo project in a real ``daphne`` process for end-to-end tests.
+
+``running_daphne(directory)`` migrates a fresh SQLite database in ``directory``, starts
+``python -m daphne`` on a free port of 127.0.0.1, waits until it accepts TCP connections and
+yields a ``LiveServer``; on exit it stops exactly that process (by the PID it started) and
+keeps its output for inspection. ``REDIS_URL`` in the environment is passed on, so the same
+tests can run on channels-redis instead of the in-memory channel layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "127.0.0.1"
+ORIGIN = f"http://{HOST}"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ASGI_APPLICATION = "demo_project.asgi:application"
+#: Seconds the server gets to accept TCP connections after it was started.
+STARTUP_TIMEOUT = 15.0
+#: Seconds the server gets to exit after SIGTERM before it is killed.
+SHUTDOWN_TIMEOUT = 10.0
+#: Seconds a management command (``migrate`` first of all) may take.
+MANAGE_TIMEOUT = 120.0
+#: Fresh ports tried when the one picked was taken between picking and binding.
+PORT_ATTEMPTS = 3
+
+
+class ServerFailed(RuntimeError):
+    """The server did not come up; the message carries what it printed."""
+
+
+@dataclass
+class LiveServer:
+    """A started daphne process: where to reach it, and what it printed."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    env: dict[str, str]
+    stdout_path: Path
+    stderr_path: Path
+    exit_code: int | None = field(default=None)
+
+    @property
+    def ws_url(self) -> str:
+        """The demo's GraphQL WebSocket endpoint."""
+        return f"ws://{HOST}:{self.port}/graphql/"
+
+    def manage(self, *args: str) -> str:
+        """Run a management command on the server's database and settings; its stdout."""
+        return manage(self.env, *args)
+
+    def output(self) -> str:
+        """Everything the server wrote to stderr so far (Python logging goes there)."""
+        return self.stderr_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """Terminate the server (SIGTERM, then SIGKILL after ``SHUTDOWN_TIMEOUT``); idempotent.
+
+        Only this process, by its PID, is signalled. Returns its exit code.
+        """
+        if self.exit_code is not None:
+            return self.exit_code
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=SHUTDOWN_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=SHUTDOWN_TIMEOUT)
+        self.exit_code = self.process.returncode
+        return self.exit_code
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listened on a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def server_environment(database: Path) -> dict[str, str]:
+    """The environment of both ``migrate`` and the server: the demo's settings, on
+    ``database``, with debugging off (as in production)."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="demo_project.settings",
+        DJANGO_SQLITE_PATH=str(database),
+        DJANGO_DEBUG="0",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    """Run ``manage.py *args`` in ``env``; its stdout, or ServerFailed with all its output."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=MANAGE_TIMEOUT,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ServerFailed(
+            f"manage.py {' '.join(args)} exited with {result.returncode}:\n"
+            f"{result.stdout}{result.stderr}"
+        )
+    return result.stdout
+
+
+def _accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _start(directory: Path, env: dict[str, str], attempt: int, verbosity: int | None) -> LiveServer:
+    port = free_port()
+    stdout_path = directory / f"daphne-{attempt}.out"
+    stderr_path = directory / f"daphne-{attempt}.err"
+    # Files, not pipes: a pipe nobody reads fills up and then blocks the server's logging.
+    command = [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port)]
+    if verbosity is not None:
+        command += ["-v", str(verbosity)]
+    command.append(ASGI_APPLICATION)
+    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    return LiveServer(process, port, env, stdout_path, stderr_path)
+
+
+def _wait_until_up(server: LiveServer) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise ServerFailed(
+                f"daphne exited with {server.process.returncode} before accepting "
+                f"connections:\n{server.output()}"
+            )
+        if _accepts_connections(server.port):
+            return
+        time.sleep(0.05)
+    server.stop()
+    raise ServerFailed(
+        f"daphne did not accept connections within {STARTUP_TIMEOUT}s:\n{server.output()}"
+    )
+
+
+@contextlib.contextmanager
+def running_daphne(directory: Path, verbosity: int | None = None) -> Iterator[LiveServer]:
+    """Migrate a database in ``directory``, serve the demo from daphne, stop it on exit.
+
+    ``verbosity`` is daphne's ``-v``: at 2 and above it also logs Twisted's own errors,
+    which it otherwise discards.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    env = server_environment(directory / "db.sqlite3")
+    manage(env, "migrate", "--noinput")
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        server = _start(directory, env, attempt, verbosity)
+        try:
+            _wait_until_up(server)
+        except BaseException as failure:
+            server.stop()
+            # Another process may have bound the port between free_port() and daphne.
+            taken = isinstance(failure, ServerFailed) and "Address already in use" in str(failure)
+            if taken and attempt < PORT_ATTEMPTS:
+                continue
+            raise
+        break
+    try:
+        yield server
+    finally:
+        server.stop()
