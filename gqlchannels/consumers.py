@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import uuid
 import weakref
 from typing import Any, ClassVar
 
@@ -19,9 +20,10 @@ from channels.utils import await_many_dispatch
 from django.core.exceptions import PermissionDenied
 from graphql import GraphQLError, GraphQLSchema
 
-from . import conf
+from . import conf, signals
 from .context import GraphQLWSContext
 from .execution import Executor, OperationRequest, resolve_schema
+from .hub import Hub, LayerMissing, get_hub
 from .json import MalformedJSON, dumps, loads
 from .protocols import (
     PROTOCOLS,
@@ -79,6 +81,10 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         self.protocol: BaseProtocol | None = None
         self.socket_state = SocketState.CONNECTING
         self.executor: Executor
+        #: Names this connection in the hub, tracking rows, admin actions and audit probes.
+        self.connection_id = uuid.uuid4().hex
+        #: This process's hub, which reaches the connection from other processes.
+        self.hub: Hub | None = None
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> Any:
@@ -125,6 +131,15 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             return
         self.protocol = PROTOCOLS[chosen](self, self._protocol_options())
         self.protocol.start()
+        try:
+            self.hub = get_hub()
+        except LayerMissing:
+            logger.debug(
+                "No channel layer: connection %s takes no control messages", self.connection_id
+            )
+        else:
+            self.hub.attach(self.connection_id, self)
+        signals.connection_opened.send(sender=type(self), consumer=self)
 
     def choose_subprotocol(self, offered: list[str]) -> str | None:
         """The first subprotocol in the client's order that is enabled here."""
@@ -165,6 +180,9 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         self.socket_state = SocketState.CLOSED
         if self.protocol is not None:
             await self.protocol.stop()
+            if self.hub is not None:
+                self.hub.detach(self.connection_id)
+            signals.connection_closed.send(sender=type(self), consumer=self)
         await self.on_disconnect()
         raise StopConsumer
 
@@ -224,7 +242,19 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             raise OperationRefused(error.message) from None
         if allowed is False:
             raise OperationRefused()
-        return await self.get_context(operation_id)
+        context = await self.get_context(operation_id)
+        signals.operation_started.send(
+            sender=type(self),
+            consumer=self,
+            operation_id=operation_id,
+            request=request,
+            context=context,
+        )
+        return context
+
+    def operation_finished(self, operation_id: str) -> None:
+        """Announce the end of an operation that ``admit`` let in."""
+        signals.operation_finished.send(sender=type(self), consumer=self, operation_id=operation_id)
 
     # -- hooks --------------------------------------------------------------------------
 

@@ -71,6 +71,9 @@ class Connection(Protocol):
     async def admit(self, operation_id: str, request: OperationRequest) -> Any:
         """Run ``on_operation`` and build the context; raise OperationRefused to refuse."""
 
+    def operation_finished(self, operation_id: str) -> None:
+        """Called once for every admitted operation, however it ended."""
+
 
 @dataclass(frozen=True)
 class ProtocolOptions:
@@ -261,14 +264,15 @@ class BaseProtocol(ABC):
 
     async def _run_operation(self, operation_id: str, request: OperationRequest) -> None:
         await self._acknowledged.wait()
+        admitted = False
         try:
             context = await self.connection.admit(operation_id, request)
+            admitted = True
             async for result in self.connection.executor.run(request, context):
                 await self._send_for(operation_id, self._result_message(operation_id, result))
         except OperationRefused as refusal:
-            await self._send_for(
-                operation_id, self._error_message(operation_id, [{"message": refusal.message}])
-            )
+            errors = [{"message": refusal.message}]
+            await self._send_for(operation_id, self._error_message(operation_id, errors))
         except OperationFailed as failure:
             await self._send_for(operation_id, self._error_message(operation_id, failure.errors))
         except Exception:
@@ -277,6 +281,9 @@ class BaseProtocol(ABC):
             await self._send_for(operation_id, self._error_message(operation_id, errors))
         else:
             await self._send_for(operation_id, {"id": operation_id, "type": "complete"})
+        finally:
+            if admitted:
+                self.connection.operation_finished(operation_id)
 
     async def _send_for(self, operation_id: str, message: dict[str, Any]) -> None:
         """Send a frame of one operation, unless the client stopped it or the id was reused.

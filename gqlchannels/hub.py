@@ -1,0 +1,336 @@
+"""The per-process hub: the one place a process meets the channel layer.
+
+One hub per running event loop owns one channel-layer channel. Through it arrive broadcast
+events (the hub joins each topic's group once, however many local subscriptions listen, and
+hands every event to each local subscription's bounded buffer) and control messages for the
+connections this process holds (disconnect them, say which are alive). So one event costs
+one channel-layer message per process, a control request one per process, and a layer fault
+is handled, logged and recovered from in one place instead of in every consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import weakref
+from collections import deque
+from collections.abc import Coroutine
+from typing import Any, Protocol, TypeVar
+
+from asgiref.sync import async_to_sync
+from channels.layers import BaseChannelLayer, get_channel_layer
+from graphql import GraphQLError
+
+from . import conf
+
+logger = logging.getLogger("gqlchannels.hub")
+T = TypeVar("T")
+
+EVENT_TYPE = "gqlchannels.event"
+DISCONNECT_TYPE = "gqlchannels.disconnect"
+PROBE_TYPE = "gqlchannels.probe"
+PROBE_REPLY_TYPE = "gqlchannels.probe_reply"
+#: Backoff, in seconds, while the channel layer keeps failing.
+_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+class LayerMissing(RuntimeError):
+    """No channel layer is configured under ``GQLCHANNELS['CHANNEL_LAYER']``."""
+
+
+class SubscriptionOverflow(GraphQLError):
+    """A subscription fell more than ``SUBSCRIPTION_BUFFER_SIZE`` events behind.
+
+    It ends with this error (an ``error`` message to its client) rather than skipping events
+    silently: the client learns it missed some and can subscribe again and refetch.
+    """
+
+
+class Closable(Protocol):
+    """What the hub needs of a local connection: a way to close it."""
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close the socket with ``code``."""
+
+
+def channel_layer() -> BaseChannelLayer:
+    """The layer named by ``GQLCHANNELS['CHANNEL_LAYER']``; LayerMissing if there is none."""
+    alias = conf.get("CHANNEL_LAYER")
+    layer = get_channel_layer(alias)
+    if layer is None:
+        raise LayerMissing(f"No channel layer {alias!r}: configure CHANNEL_LAYERS")
+    return layer
+
+
+class Listener:
+    """One subscription's bounded buffer of events between the hub and its resolver."""
+
+    def __init__(self, groups: tuple[str, ...], size: int):
+        self.groups = groups
+        self.size = size
+        self.overflowed = False
+        self._events: deque[Any] = deque()
+        self._ready = asyncio.Event()
+
+    def put(self, payload: Any) -> None:
+        """Buffer one event (never blocks: the hub feeds every listener in turn). Past
+        ``size`` waiting events the listener overflows and takes no more."""
+        if self.overflowed:
+            return
+        if len(self._events) >= self.size:
+            self.overflowed = True
+            self._events.clear()
+            logger.warning("A subscription fell %d events behind and was ended", self.size)
+        else:
+            self._events.append(payload)
+        self._ready.set()
+
+    async def get(self) -> Any:
+        """The next event, waiting for one; raise SubscriptionOverflow once overflowed."""
+        while not self._events:
+            if self.overflowed:
+                raise SubscriptionOverflow(
+                    f"Subscription ended: it fell more than {self.size} events behind"
+                )
+            self._ready.clear()
+            await self._ready.wait()
+        return self._events.popleft()
+
+
+class Hub:
+    """One process's channel, group memberships, and registry of live connections.
+
+    While anything listens or is connected, two tasks run: one receives from the layer, the
+    other re-joins every group periodically (channels-redis forgets members after
+    ``group_expiry``, and everything after a restart without persistence) and, after a layer
+    fault, retries until the layer takes the memberships again.
+    """
+
+    def __init__(self, layer: BaseChannelLayer):
+        self.layer = layer
+        self.channel_name: str | None = None
+        self.connections: dict[str, Closable] = {}
+        self._listeners: dict[str, set[Listener]] = {}
+        self._membership = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._replies: set[asyncio.Task[None]] = set()
+        self._rejoin_now = asyncio.Event()
+
+    def listener_count(self) -> int:
+        """How many subscriptions in this process listen to at least one topic."""
+        return len({listener for group in self._listeners.values() for listener in group})
+
+    def groups(self) -> list[str]:
+        """The groups this process is a member of."""
+        return list(self._listeners)
+
+    async def channel(self) -> str:
+        """This process's channel name (made on first use)."""
+        if self.channel_name is None:
+            name = await self.layer.new_channel(prefix="gqlchannels.hub.")
+            if self.channel_name is None:
+                self.channel_name = name
+        return self.channel_name
+
+    # -- connections -------------------------------------------------------------------------
+
+    def attach(self, connection_id: str, connection: Closable) -> None:
+        """Make a live connection reachable for control messages (never waits)."""
+        self.connections[connection_id] = connection
+        self._run()
+
+    def detach(self, connection_id: str) -> None:
+        """Forget a connection that has closed."""
+        self.connections.pop(connection_id, None)
+        self._stop_when_idle()
+
+    # -- listeners ---------------------------------------------------------------------------
+
+    async def add(self, groups: tuple[str, ...], size: int) -> Listener:
+        """Register a listener on ``groups``, joining each group this process is not yet in."""
+        listener = Listener(groups, size)
+        channel = await self.channel()
+        async with self._membership:
+            self._run()
+            try:
+                for group in groups:
+                    if group not in self._listeners:
+                        await self.layer.group_add(group, channel)
+                        self._listeners[group] = set()
+                    self._listeners[group].add(listener)
+            except BaseException:
+                await self._remove_locked(listener)
+                raise
+        return listener
+
+    async def remove(self, listener: Listener) -> None:
+        """Unregister ``listener``; leave each group it was the last local listener of."""
+        async with self._membership:
+            await self._remove_locked(listener)
+
+    async def _remove_locked(self, listener: Listener) -> None:
+        for group in listener.groups:
+            members = self._listeners.get(group)
+            if members is None or listener not in members:
+                continue
+            members.discard(listener)
+            if not members:
+                del self._listeners[group]
+                await self._leave(group)
+        self._stop_when_idle()
+
+    async def _leave(self, group: str) -> None:
+        try:
+            await self.layer.group_discard(group, self.channel_name)
+        except Exception as exc:  # the membership expires on its own; nothing else to do
+            logger.warning("Could not leave group %s: %s", group, exc)
+
+    # -- the two tasks ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        if not self._tasks:
+            loop = asyncio.get_running_loop()
+            self._tasks = [
+                loop.create_task(self._receive()),
+                loop.create_task(self._maintain_membership()),
+            ]
+
+    def _stop_when_idle(self) -> None:
+        if not self._listeners and not self.connections:
+            for task in self._tasks:
+                task.cancel()
+            self._tasks = []
+
+    async def _receive(self) -> None:
+        channel = await self.channel()
+        failures = 0
+        while True:
+            try:
+                message = await self.layer.receive(channel)
+            except Exception as exc:
+                if failures == 0:
+                    logger.warning("Channel layer receive failed (%r); retrying", exc)
+                    self._rejoin_now.set()
+                failures += 1
+                await asyncio.sleep(_retry_delay(failures))
+                continue
+            if failures:
+                logger.warning("Channel layer receive recovered after %d failure(s)", failures)
+                failures = 0
+            self._dispatch(message)
+
+    async def _maintain_membership(self) -> None:
+        interval = min(
+            conf.get("GROUP_REJOIN_INTERVAL"), getattr(self.layer, "group_expiry", 86400) / 3
+        )
+        failures = 0
+        while True:
+            wait = interval if failures == 0 else _retry_delay(failures)
+            try:
+                async with asyncio.timeout(wait):
+                    await self._rejoin_now.wait()
+            except TimeoutError:
+                pass
+            self._rejoin_now.clear()
+            error = await self._rejoin_all()
+            if error is None:
+                if failures:
+                    logger.warning("Re-joined every group after %d failed attempt(s)", failures)
+                failures = 0
+            else:
+                if failures == 0:
+                    logger.warning("Could not re-join groups (%r); retrying", error)
+                failures += 1
+
+    async def _rejoin_all(self) -> Exception | None:
+        """Join every group again (refreshing its expiry); return the error if the layer failed."""
+        async with self._membership:
+            try:
+                for group in list(self._listeners):
+                    await self.layer.group_add(group, self.channel_name)
+            except Exception as exc:
+                return exc
+        return None
+
+    # -- messages --------------------------------------------------------------------------
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == EVENT_TYPE:
+            for listener in self._listeners.get(message.get("group"), ()):  # type: ignore[arg-type]
+                listener.put(message.get("payload"))
+        elif kind == DISCONNECT_TYPE:
+            for connection_id in message.get("connections", ()):
+                connection = self.connections.get(connection_id)
+                if connection is not None:
+                    self._spawn(connection.close(message.get("code"), message.get("reason")))
+        elif kind == PROBE_TYPE:
+            reply = {
+                "type": PROBE_REPLY_TYPE,
+                "token": message.get("token"),
+                "channel": self.channel_name,
+                "connections": list(self.connections),
+            }
+            self._spawn(self._reply(message.get("reply_to"), reply))
+
+    async def _reply(self, channel: Any, reply: dict[str, Any]) -> None:
+        if not isinstance(channel, str):
+            return
+        try:
+            await self.layer.send(channel, reply)
+        except Exception as exc:
+            logger.warning("Could not answer a probe: %r", exc)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._replies.add(task)
+        task.add_done_callback(self._replies.discard)
+
+
+def _retry_delay(failures: int) -> float:
+    return _RETRY_DELAYS[min(failures, len(_RETRY_DELAYS)) - 1]
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+_hubs_lock = threading.Lock()
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (each loop, e.g. each test or forked worker, has one)."""
+    loop = asyncio.get_running_loop()
+    with _hubs_lock:
+        hub = _hubs.get(loop)
+        if hub is None:
+            hub = _hubs[loop] = Hub(channel_layer())
+    return hub
+
+
+def _serving_loop() -> asyncio.AbstractEventLoop | None:
+    with _hubs_lock:
+        loops = [loop for loop in _hubs if loop.is_running() and not loop.is_closed()]
+    return loops[-1] if loops else None
+
+
+def run_from_sync(coroutine: Coroutine[Any, Any, T], name: str, async_name: str) -> T:
+    """Run a channel-layer coroutine for synchronous code and return its result.
+
+    When this process serves WebSockets it runs on the server's event loop (the in-memory
+    layer is not thread-safe); elsewhere on a loop of its own. ``name`` and ``async_name``
+    word the error for a sync function called from async code.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        coroutine.close()
+        raise RuntimeError(f"{name}() was called from async code: use 'await {async_name}()'")
+    loop = _serving_loop()
+    if loop is None:
+
+        async def awaited() -> T:
+            return await coroutine
+
+        return async_to_sync(awaited)()
+    return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
