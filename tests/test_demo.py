@@ -19,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.management import CommandError, call_command
-from django.test import Client
+from django.test import Client, override_settings
 
 from demo_project.asgi import application
 from demo_project.chat import tokens
@@ -270,6 +270,17 @@ async def test_post_message_refuses_bad_input(
     errors = await client.error(await client.start(POST, room=room, text=text))
     assert expected in errors[0]["message"]
     assert await database_sync_to_async(Message.objects.count)() == 0
+
+
+@db
+async def test_post_message_says_so_when_it_cannot_be_delivered_live(
+    open_client: OpenClient,
+) -> None:
+    client = await open_client()
+    with override_settings(GQLCHANNELS={**settings.GQLCHANNELS, "CHANNEL_LAYER": "missing"}):
+        errors = await client.error(await client.start(POST, room="lobby", text="hi"))
+    assert "could not be delivered live" in errors[0]["message"]
+    assert await database_sync_to_async(Message.objects.count)() == 1
 
 
 @db

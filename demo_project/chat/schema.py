@@ -178,17 +178,22 @@ def _store_message(room: str, text: str, author: Any | None) -> Message:
 async def resolve_post_message(root: Any, info: Any, room: str, text: str) -> Message:
     """Store a message (creating the room on first use), then publish it to the room.
 
-    Async so the ORM part runs in the database thread and the publish on the event loop. A
-    failed publish is logged, not raised: the message is already stored, and reporting a
-    failure would only invite the client to post it twice.
+    Async so the ORM part runs in the database thread and the publish on the event loop. When
+    the channel layer cannot take the event (Redis down), the client gets a GraphQL error
+    within ``BROADCAST_TIMEOUT`` saying the message is stored but was not delivered live, so
+    it can tell its user rather than wait on a hang.
     """
     room = check_room(room)
     text = check_text(text)
     message = await database_sync_to_async(_store_message)(room, text, _authenticated_user(info))
     try:
         await gqlchannels.broadcast(room_topic(room), message_payload(message))
-    except gqlchannels.BroadcastError:
-        logger.exception("Message %s was stored but could not be published", message.pk)
+    except gqlchannels.BroadcastError as exc:
+        logger.warning("Message %s was stored but could not be published: %s", message.pk, exc)
+        raise GraphQLError(
+            "The message was saved but could not be delivered live; subscribers will see it "
+            "in the room's history."
+        ) from None
     return message
 
 
