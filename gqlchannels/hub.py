@@ -114,7 +114,7 @@ class Hub:
         self._listeners: dict[str, set[Listener]] = {}
         self._membership = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
-        self._replies: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._rejoin_now = asyncio.Event()
 
     def listener_count(self) -> int:
@@ -160,16 +160,25 @@ class Hub:
                         self._listeners[group] = set()
                     self._listeners[group].add(listener)
             except BaseException:
-                await self._remove_locked(listener)
+                await self._leave_unused(self._unregister(listener))
                 raise
         return listener
 
     async def remove(self, listener: Listener) -> None:
-        """Unregister ``listener``; leave each group it was the last local listener of."""
-        async with self._membership:
-            await self._remove_locked(listener)
+        """Unregister ``listener`` at once; leave each group it was the last local listener of.
 
-    async def _remove_locked(self, listener: Listener) -> None:
+        Leaving runs in a task of its own and is shielded: it waits for the membership lock
+        (busy while Redis takes a join), and a second cancellation of the subscription (a
+        disconnect right after ``complete``) must not abandon it half-way.
+        """
+        emptied = self._unregister(listener)
+        self._stop_when_idle()
+        if emptied:
+            await asyncio.shield(self._spawn(self._leave_when_unused(emptied)))
+
+    def _unregister(self, listener: Listener) -> list[str]:
+        """Take ``listener`` off its groups; return the groups no local listener is left in."""
+        emptied = []
         for group in listener.groups:
             members = self._listeners.get(group)
             if members is None or listener not in members:
@@ -177,8 +186,18 @@ class Hub:
             members.discard(listener)
             if not members:
                 del self._listeners[group]
+                emptied.append(group)
+        return emptied
+
+    async def _leave_when_unused(self, groups: list[str]) -> None:
+        async with self._membership:
+            await self._leave_unused(groups)
+
+    async def _leave_unused(self, groups: list[str]) -> None:
+        """Leave each of ``groups`` that nobody re-joined meanwhile (the lock is held)."""
+        for group in groups:
+            if group not in self._listeners:
                 await self._leave(group)
-        self._stop_when_idle()
 
     async def _leave(self, group: str) -> None:
         try:
@@ -282,10 +301,12 @@ class Hub:
         except Exception as exc:
             logger.warning("Could not answer a probe: %r", exc)
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``coroutine`` as a task the hub keeps a reference to until it is done."""
         task = asyncio.get_running_loop().create_task(coroutine)
-        self._replies.add(task)
-        task.add_done_callback(self._replies.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
 
 def _retry_delay(failures: int) -> float:

@@ -118,8 +118,14 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
     Frames are read by one reader at a time and routed by operation id, so several operations
     can run at once and their frames may interleave. Keep-alive frames (legacy ``ka``, and
     ``pong``) are dropped wherever they arrive, and server ``ping`` is answered with ``pong``,
-    so the keep-alive settings of the server under test never change what a test sees.
+    so the keep-alive settings of the server under test never change what a test sees (and
+    graphql-transport-ws flow control, which waits for those pongs, never stalls a reader).
     Every wait is bounded by ``timeout`` seconds.
+
+    ``application`` is the ASGI app (``GraphQLWSConsumer.as_asgi(...)``, or the project's
+    router); ``path`` is the URL path routed to it. ``headers`` are ASGI header pairs (bytes
+    or str); an ``Origin: http://127.0.0.1`` is added unless one is given, because
+    ``AllowedHostsOriginValidator`` refuses a socket without one.
     """
 
     def __init__(
@@ -233,6 +239,12 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
             return
         self._disconnected = True
         try:
+            if self.future.done():
+                # Nothing left to tell; but an application that crashed says so here, so a
+                # crash after the test's last read does not go unnoticed.
+                if not self.future.cancelled():
+                    self.future.result()
+                return
             await super().disconnect(
                 code=code, timeout=self.timeout if timeout is None else timeout
             )

@@ -23,6 +23,7 @@ from tests.helpers import (
     result_type,
     start,
     wait_listening,
+    wait_until,
 )
 from tests.schema import schema
 
@@ -188,3 +189,43 @@ async def test_close_codes_reach_the_server_as_plain_ints():
     assert type(close["code"]) is int and close["code"] == 4400
     await server.inbox.put({"type": "websocket.disconnect", "code": 4400})
     await asyncio.wait_for(server.task, 5)
+
+
+class GatedGroupAdd:
+    """A layer whose ``group_add`` waits at a gate, as a slow round trip to Redis would."""
+
+    def __init__(self, layer: Any):
+        self._layer = layer
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._layer, name)
+
+    async def group_add(self, group: str, channel: str) -> None:
+        self.entered.set()
+        await self.gate.wait()
+        await self._layer.group_add(group, channel)
+
+
+async def test_a_stopped_subscription_leaves_its_group_even_if_the_socket_closes_meanwhile(
+    fresh_probe,
+):
+    communicator = await open_connection(TRANSPORT)
+    await start(communicator, TRANSPORT, "a", 'subscription { events(topic: "t", key: "a") }')
+    await wait_listening("t")
+    hub = get_hub()
+    gated = GatedGroupAdd(hub.layer)
+    hub.layer = gated
+    # Another subscription's join holds the hub's membership lock...
+    await start(communicator, TRANSPORT, "b", 'subscription { events(topic: "u", key: "b") }')
+    await asyncio.wait_for(gated.entered.wait(), 5)
+    # ...while the client stops "a", whose cleanup must wait for that lock to leave "t",
+    await communicator.send_json_to({"type": "complete", "id": "a"})
+    await wait_until(lambda: group_name("t") not in hub.groups())
+    # and the socket closes, cancelling "a" a second time.
+    await communicator.disconnect(code=1006)
+    assert fresh_probe.finalized["a"].is_set()
+    gated.gate.set()
+    await wait_until(lambda: group_name("t") not in get_channel_layer().groups)
+    assert hub.groups() == [] and hub.listener_count() == 0
