@@ -69,6 +69,9 @@ if os.environ.get("REDIS_URL"):
                 "hosts": [{"address": os.environ["REDIS_URL"], "socket_timeout": 10}],
                 "capacity": 1000,
                 "group_expiry": int(os.environ.get("GQLCHANNELS_GROUP_EXPIRY", "86400")),
+                # Keys are named "<prefix>:..."; a prefix of their own keeps projects (and test
+                # runs) sharing one Redis apart.
+                "prefix": os.environ.get("GQLCHANNELS_REDIS_PREFIX", "asgi"),
             },
         }
     }
@@ -80,6 +83,30 @@ else:
 GQLCHANNELS = {
     "SCHEMA": "demo_project.chat.schema.schema",
 }
+
+
+def _flag(text: str) -> bool:
+    """An on/off environment value: 1, true, yes or on (any case) mean on."""
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+# GQLCHANNELS_<NAME> in the environment sets these timing, flow-control and tracking settings
+# (for operations, and for the tests and benchmarks that run the demo in real daphne processes).
+for _name, _type in (
+    ("BROADCAST_TIMEOUT", float),
+    ("GROUP_REJOIN_INTERVAL", float),
+    ("KEEPALIVE_INTERVAL", float),
+    ("PONG_TIMEOUT", float),
+    ("SEND_WINDOW", int),
+    ("SUBSCRIPTION_BUFFER_SIZE", int),
+    ("TRACKING", _flag),
+    ("TRACKING_FLUSH_INTERVAL", float),
+    ("HEARTBEAT_INTERVAL", float),
+    ("STALE_AFTER", float),
+):
+    if os.environ.get(f"GQLCHANNELS_{_name}"):
+        GQLCHANNELS[_name] = _type(os.environ[f"GQLCHANNELS_{_name}"])
+del _name, _type
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -4,7 +4,8 @@
 ``python -m daphne`` on a free port of 127.0.0.1, waits until it accepts TCP connections and
 yields a ``LiveServer``; on exit it stops exactly that process (by the PID it started) and
 keeps its output for inspection. ``REDIS_URL`` in the environment is passed on, so the same
-tests can run on channels-redis instead of the in-memory channel layer.
+tests can run on channels-redis instead of the in-memory channel layer; ``env`` adds or
+overrides variables for one server (its Redis, ``GQLCHANNELS_*`` settings of the demo).
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ class LiveServer:
         """The demo's GraphQL WebSocket endpoint."""
         return f"ws://{HOST}:{self.port}/graphql/"
 
+    @property
+    def http_url(self) -> str:
+        """The server's root URL (the demo's admin is under ``/admin/``)."""
+        return f"http://{HOST}:{self.port}"
+
     def manage(self, *args: str) -> str:
         """Run a management command on the server's database and settings; its stdout."""
         return manage(self.env, *args)
@@ -79,6 +85,15 @@ class LiveServer:
         self.exit_code = self.process.returncode
         return self.exit_code
 
+    def kill(self) -> int:
+        """SIGKILL the server, as a crash or an OOM kill would: no shutdown code runs, so its
+        connections' registry rows stay behind. Only this process, by its PID. Its exit code."""
+        if self.exit_code is None:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.exit_code = self.process.wait(timeout=SHUTDOWN_TIMEOUT)
+        return self.exit_code
+
 
 def free_port() -> int:
     """A TCP port of 127.0.0.1 that nothing listened on a moment ago."""
@@ -87,9 +102,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def server_environment(database: Path) -> dict[str, str]:
+def server_environment(database: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of both ``migrate`` and the server: the demo's settings, on
-    ``database``, with debugging off (as in production)."""
+    ``database``, with debugging off (as in production), then ``extra``."""
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="demo_project.settings",
@@ -97,6 +112,7 @@ def server_environment(database: Path) -> dict[str, str]:
         DJANGO_DEBUG="0",
         PYTHONUNBUFFERED="1",
     )
+    env.update(extra or {})
     return env
 
 
@@ -167,14 +183,22 @@ def _wait_until_up(server: LiveServer) -> None:
 
 
 @contextlib.contextmanager
-def running_daphne(directory: Path, verbosity: int | None = None) -> Iterator[LiveServer]:
+def running_daphne(
+    directory: Path,
+    verbosity: int | None = None,
+    env: dict[str, str] | None = None,
+    database: Path | None = None,
+) -> Iterator[LiveServer]:
     """Migrate a database in ``directory``, serve the demo from daphne, stop it on exit.
 
     ``verbosity`` is daphne's ``-v``: at 2 and above it also logs Twisted's own errors,
-    which it otherwise discards.
+    which it otherwise discards. ``env`` is added to the environment of ``migrate`` and of
+    the server (e.g. ``REDIS_URL``, ``GQLCHANNELS_GROUP_EXPIRY``). ``database`` is the SQLite
+    file to use instead of ``directory/db.sqlite3``: servers given the same one share it
+    (start them one after the other, so that only the first one's ``migrate`` does work).
     """
     directory.mkdir(parents=True, exist_ok=True)
-    env = server_environment(directory / "db.sqlite3")
+    env = server_environment(database or directory / "db.sqlite3", env)
     manage(env, "migrate", "--noinput")
     for attempt in range(1, PORT_ATTEMPTS + 1):
         server = _start(directory, env, attempt, verbosity)

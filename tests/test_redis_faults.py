@@ -1,0 +1,323 @@
+"""Redis faults under a live daphne: expiring groups, a restart that loses every key, an outage.
+
+channels-redis forgets a group's members ``group_expiry`` seconds after they joined and forgets
+everything when a Redis without persistence restarts; the per-process hub must re-join so that
+long-lived subscriptions keep receiving. While Redis is down, publishing must fail fast with an
+answer, and WebSockets must stay open and quiet. The restart and outage tests run their own
+``redis-server`` (``RedisServer``), which they stop and start on the same port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from gql import Client
+from gql.client import AsyncClientSession
+from gql.transport.exceptions import TransportQueryError
+
+from gqlchannels.execution import MASKED_MESSAGE
+from tests.live_server import LiveServer, running_daphne
+from tests.redis_support import (
+    PUBLISH_FAILED,
+    RedisServer,
+    delete_prefix,
+    layer_environment,
+    publish_from_plain_process,
+    publish_until_received,
+    require_redis,
+    subscription_query,
+    unique_prefix,
+)
+from tests.test_end_to_end import PROTOCOLS, RawClient, post, transport
+
+pytestmark = pytest.mark.redis
+
+TRANSPORT_WS = PROTOCOLS["graphql-transport-ws"]
+#: Upper bound of every single wait on the server, in seconds.
+TIMEOUT = 10.0
+#: The servers' layer forgets group members this many seconds after they (re-)joined.
+GROUP_EXPIRY = 3
+#: Seconds ``broadcast`` waits for the layer in the servers on the private Redis.
+BROADCAST_TIMEOUT = 1.0
+#: Documented bound: after Redis restarts empty, existing subscriptions receive again within
+#: this many seconds (the hub retries its re-joins with a backoff capped at 5 s).
+RECOVERY_BOUND = 15.0
+#: Lines the server may log in the whole outage test (a few warnings: the hub's receive and
+#: re-join failing once each, their recoveries, one per refused post).
+MAX_OUTAGE_LOG_LINES = 8
+PROBLEMS = re.compile(r"ERROR|CRITICAL|Traceback")
+#: How long the recovery measurement keeps publishing before it gives up.
+RECOVERY_GIVE_UP = 30.0
+
+_rooms = itertools.count(1)
+
+
+def fresh_room(prefix: str) -> str:
+    """A room no other test publishes to."""
+    return f"{prefix}-{next(_rooms)}"
+
+
+@pytest.fixture(scope="module")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """This module's own redis-server, which its tests stop and restart."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server(
+    private_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """daphne on the private Redis, with the layer's default group expiry (a day), so that
+    only the hub's fault handling can bring memberships back after a restart."""
+    env = layer_environment(private_redis.url, BROADCAST_TIMEOUT=BROADCAST_TIMEOUT)
+    with running_daphne(tmp_path_factory.mktemp("daphne-private-redis"), env=env) as live:
+        yield live
+
+
+@pytest.fixture
+def redis_running(private_redis: RedisServer) -> RedisServer:
+    """The private Redis, running (a test that failed half-way may have left it stopped)."""
+    if private_redis.process is None:
+        private_redis.start()
+    return private_redis
+
+
+@pytest.fixture
+async def poster(server: LiveServer) -> AsyncIterator[AsyncClientSession]:
+    """A gql session on ``server`` that posts messages."""
+    client = Client(transport=transport(server, TRANSPORT_WS), execute_timeout=TIMEOUT)
+    session = await asyncio.wait_for(client.connect_async(), TIMEOUT)
+    yield session
+    await asyncio.wait_for(client.close_async(), TIMEOUT)
+
+
+async def text_of(client: RawClient, operation_id: str, timeout: float) -> str:
+    """The ``text`` of the next ``messageAdded`` event of ``operation_id``."""
+    return (await client.data(operation_id, timeout))["messageAdded"]["text"]
+
+
+async def subscribe(server: LiveServer, room: str) -> RawClient:
+    """A graphql-transport-ws connection to ``server`` with operation ``chat`` listening to
+    ``room`` (not yet known to receive: see ``publish_until_received``)."""
+    client = await RawClient.open(server.ws_url, "graphql-transport-ws")
+    await client.subscribe("chat", subscription_query(room))
+    return client
+
+
+async def ping_pong(client: RawClient) -> None:
+    """The client pings; the server must answer with a pong."""
+    await client.send({"type": "ping"})
+    await client.frame(lambda frame: frame.get("type") == "pong", TIMEOUT)
+
+
+async def wait_for_output(server: LiveServer, pattern: str, since: int = 0) -> None:
+    """Return once the server's stderr (from offset ``since``) matches ``pattern``."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if re.search(pattern, server.output()[since:]):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"The server never logged {pattern!r}:\n{server.output()[since:]}")
+
+
+# -- group expiry ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def expiring_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """daphne on the shared Redis, whose layer forgets group members after GROUP_EXPIRY s."""
+    url = require_redis()
+    prefix = unique_prefix()
+    env = layer_environment(url, prefix, GROUP_EXPIRY=GROUP_EXPIRY)
+    with running_daphne(tmp_path_factory.mktemp("daphne-expiry"), env=env) as live:
+        yield live
+    delete_prefix(url, prefix)
+
+
+async def test_subscription_outlives_the_layers_group_expiry(expiring_server: LiveServer) -> None:
+    """Without re-joins, channels-redis drops the hub from the room's group GROUP_EXPIRY
+    seconds after it joined and the message posted at the end is lost; the hub re-joins
+    every GROUP_EXPIRY / 3 s, so it arrives."""
+    room = fresh_room("expiry")
+    client = Client(transport=transport(expiring_server, TRANSPORT_WS), execute_timeout=TIMEOUT)
+    session = await asyncio.wait_for(client.connect_async(), TIMEOUT)
+    listener = await subscribe(expiring_server, room)
+    try:
+        next_text = functools.partial(text_of, listener, "chat")
+        await publish_until_received(functools.partial(post, session, room), next_text)
+        # Three expiry periods pass; reading meanwhile answers the server's pings, and
+        # nothing else may arrive.
+        joined = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await listener.frame(lambda frame: True, timeout=3 * GROUP_EXPIRY + 0.5)
+        assert time.monotonic() - joined > 3 * GROUP_EXPIRY
+        await post(session, room, "still listening")
+        assert await next_text(TIMEOUT) == "still listening"
+    finally:
+        await listener.close()
+        await asyncio.wait_for(client.close_async(), TIMEOUT)
+
+
+# -- a restart that loses everything ----------------------------------------------------------
+
+
+async def test_subscriptions_receive_again_after_redis_restarts_empty(
+    server: LiveServer, redis_running: RedisServer, poster: AsyncClientSession
+) -> None:
+    """Redis restarts with no data (no persistence): the room's group is gone. Probes are
+    posted every PROBE_WAIT (0.1 s) from the moment Redis answers again; the first that
+    reaches the existing subscription must do so within RECOVERY_BOUND, and every probe
+    posted after it must arrive too, in order. The time it took is printed (``pytest -s``)."""
+    room = fresh_room("restart")
+    listener = await subscribe(server, room)
+    try:
+        next_text = functools.partial(text_of, listener, "chat")
+        await publish_until_received(functools.partial(post, poster, room), next_text)
+
+        redis_running.restart()
+        restarted = time.monotonic()
+        refused: list[str] = []
+        probes = await publish_until_received(
+            functools.partial(post_or_refused, poster, room, refused),
+            next_text,
+            label="after restart",
+            timeout=RECOVERY_GIVE_UP,
+        )
+        recovery = time.monotonic() - restarted
+        print(
+            f"\nRecovery after a Redis restart: {recovery:.2f}s ({probes} probes posted, "
+            f"{len(refused)} refused: {refused})"
+        )
+        assert recovery < RECOVERY_BOUND, f"Recovery took {recovery:.2f}s"
+        await post(poster, room, "settled")
+        assert await next_text(TIMEOUT) == "settled"
+    finally:
+        await listener.close()
+
+
+# -- an outage -------------------------------------------------------------------------------
+
+
+async def test_faults_while_redis_is_down_get_answers_and_delivery_resumes(
+    server: LiveServer, redis_running: RedisServer, poster: AsyncClientSession
+) -> None:
+    """Redis stops under a server with a live subscription: posting answers within about
+    BROADCAST_TIMEOUT, ``broadcast_sync`` in a plain process raises BroadcastError, both
+    WebSockets stay open and answer pings, and the server logs a handful of lines, not one
+    per frame. Redis comes back on the same port (empty): a message posted then reaches the
+    existing subscription, with the same daphne."""
+    room = fresh_room("outage")
+    listener = await subscribe(server, room)
+    try:
+        next_text = functools.partial(text_of, listener, "chat")
+        await publish_until_received(functools.partial(post, poster, room), next_text)
+
+        logged_before = len(server.output())
+        redis_running.stop()
+
+        started = time.monotonic()
+        with pytest.raises(TransportQueryError) as raised:
+            await post(poster, room, "while Redis is down")
+        took = time.monotonic() - started
+        print(f"\nPosting with Redis down answered in {took:.2f}s: {raised.value.errors}")
+        assert took < BROADCAST_TIMEOUT + 2.0, took
+        errors = raised.value.errors or []
+        assert [error.get("path") for error in errors] == [["postMessage"]], errors
+        assert errors[0]["message"] != MASKED_MESSAGE, errors
+
+        published = await asyncio.to_thread(
+            publish_from_plain_process, server.env, room, ["from a plain process"]
+        )
+        assert published.returncode == PUBLISH_FAILED, published.stderr
+        assert re.search(
+            r"BroadcastError: Could not publish to 'room:\S+'.*(refused|failed)",
+            published.stderr,
+            re.IGNORECASE,
+        ), published.stderr
+
+        # The hub has met the fault (its receive from the layer failed); frames keep being
+        # answered, over more than a second of the hub's retries, and add nothing to the log.
+        await wait_for_output(server, r"(?i)receive.*fail", since=logged_before)
+        logged_at_first_ping = len(server.output())
+        for _ in range(30):
+            await ping_pong(listener)
+            await asyncio.sleep(0.05)
+        await post_refused(poster, room)
+        outage_log = server.output()[logged_before:]
+        print(f"Server output during the outage:\n{outage_log}")
+        assert not PROBLEMS.search(outage_log), outage_log
+        assert len(outage_log.splitlines()) <= MAX_OUTAGE_LOG_LINES, outage_log
+        per_frame = server.output()[logged_at_first_ping:].splitlines()
+        assert len(per_frame) <= 2, per_frame  # the second refused post, at most a re-join line
+
+        redis_running.start()
+        back = time.monotonic()
+        refused: list[str] = []
+        await publish_until_received(
+            functools.partial(post_or_refused, poster, room, refused),
+            next_text,
+            label="back",
+            timeout=RECOVERY_GIVE_UP,
+        )
+        print(
+            f"Delivery resumed {time.monotonic() - back:.2f}s after Redis came back "
+            f"({len(refused)} posts refused meanwhile: {refused})"
+        )
+        await post(poster, room, "delivered again")
+        assert await next_text(TIMEOUT) == "delivered again"
+        assert server.process.poll() is None, "the same daphne serves throughout"
+    finally:
+        await listener.close()
+
+
+async def post_or_refused(
+    session: AsyncClientSession, room: str, refused: list[str], text: str
+) -> bool:
+    """Post ``text``; False (and ``text`` noted in ``refused``) if the server answered that
+    it could not publish it.
+
+    Right after a restart, a publish can fail although Redis answers again: channels-redis
+    (on redis-py 8) sends it on a pooled connection the restart closed and gets "Connection
+    closed by server". The server says so, and that probe is not expected to arrive.
+    """
+    try:
+        await post(session, room, text)
+    except TransportQueryError:
+        refused.append(text)
+        return False
+    return True
+
+
+async def post_refused(session: AsyncClientSession, room: str) -> None:
+    """Posting must fail with a GraphQL error (the layer is down)."""
+    with pytest.raises(TransportQueryError):
+        await post(session, room, "still down")
+
+
+async def test_the_first_publish_after_a_redis_restart_succeeds(tmp_path):
+    """channels-redis' pool hands out a connection the restarted server already closed; the
+    publish retries once on a fresh connection instead of failing although Redis is up."""
+    from channels.layers import channel_layers
+    from django.test import override_settings
+
+    import gqlchannels
+
+    with RedisServer(tmp_path) as redis:
+        layers = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [{"address": redis.url, "socket_timeout": 10}]},
+            }
+        }
+        with override_settings(CHANNEL_LAYERS=layers):
+            await gqlchannels.broadcast("restart", {"n": 1})
+            await asyncio.to_thread(redis.restart)
+            await gqlchannels.broadcast("restart", {"n": 2})
+            await channel_layers["default"].close_pools()
