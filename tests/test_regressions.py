@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from gqlchannels import CloseCode
+from gqlchannels import CloseCode, control
 from gqlchannels.broadcast import get_hub, group_name
 from gqlchannels.consumers import GraphQLWSConsumer
 from tests.helpers import (
@@ -229,3 +230,27 @@ async def test_a_stopped_subscription_leaves_its_group_even_if_the_socket_closes
     gated.gate.set()
     await wait_until(lambda: group_name("t") not in get_channel_layer().groups)
     assert hub.groups() == [] and hub.listener_count() == 0
+
+
+async def test_a_close_from_another_thread_racing_incoming_frames_ends_cleanly(caplog):
+    """An operator's disconnect arrives from a thread while the client is sending: the close
+    is carried out on the event loop, never by touching the consumer from the thread."""
+    communicator = await open_connection(TRANSPORT)
+    [connection_id] = get_hub().connections
+    targets = {await get_hub().channel(): [connection_id]}
+    closing = threading.Thread(target=control.disconnect_sync, args=(targets,))
+    closing.start()
+    for _ in range(200):  # frames racing the close
+        await communicator.send_json_to({"type": "ping"})
+    while (output := await communicator.receive_output(timeout=5))["type"] == "websocket.send":
+        assert output["text"] == '{"type":"pong"}'
+    assert output == {
+        "type": "websocket.close",
+        "code": 4000,
+        "reason": "Disconnected by the server",
+    }
+    await asyncio.to_thread(closing.join, 5)
+    await communicator.disconnect()
+    await communicator.wait(timeout=5)
+    assert get_hub().connections == {}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
