@@ -1,4 +1,4 @@
-"""Django app configuration: registers gqlchannels' system checks."""
+"""Django app configuration: registers gqlchannels' system checks and connection tracking."""
 
 from django.apps import AppConfig
 
@@ -11,7 +11,10 @@ class GqlChannelsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Register the system checks (``gqlchannels.E001``...)."""
-        from . import checks
+        """Register the system checks (``gqlchannels.E001``...) and, when
+        ``GQLCHANNELS['TRACKING']`` is on, the receivers that keep the live registry."""
+        from . import checks, conf, tracking
 
         checks.register()
+        if conf.get("TRACKING") is True:
+            tracking.connect()

@@ -25,6 +25,8 @@ _OPTIONAL_DURATIONS = (
     "MAX_DOCUMENT_TOKENS",
 )
 _DURATIONS = ("DISCONNECT_TIMEOUT", "BROADCAST_TIMEOUT", "GROUP_REJOIN_INTERVAL")
+#: Intervals of a loop: 0 would make it spin.
+_POSITIVE_DURATIONS = ("TRACKING_FLUSH_INTERVAL", "HEARTBEAT_INTERVAL", "STALE_AFTER")
 
 
 def register() -> None:
@@ -33,6 +35,7 @@ def register() -> None:
     checks.register(check_schema, checks.Tags.compatibility)
     checks.register(check_channel_layer, checks.Tags.compatibility)
     checks.register(check_redis_socket_timeout, checks.Tags.compatibility)
+    checks.register(check_tracking, checks.Tags.compatibility)
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -78,6 +81,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     + (" or None." if name in _OPTIONAL_DURATIONS else "."),
                     id="gqlchannels.E004",
                 )
+            )
+    for name in _POSITIVE_DURATIONS:
+        value = conf.get(name)
+        if not _is_number(value) or value <= 0:
+            errors.append(
+                checks.Error(f"GQLCHANNELS[{name!r}] must be a number > 0.", id="gqlchannels.E004")
             )
     if conf.get("SYNC_RESOLVERS") not in ("thread", "inline"):
         errors.append(
@@ -152,3 +161,50 @@ def check_redis_socket_timeout(app_configs: Any = None, **kwargs: Any) -> list[c
                 )
             )
     return warnings
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_tracking(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E007, W003 and W004: the live registry's switch, a staleness that outlasts
+    heartbeats, and a database to write the registry to.
+
+    A row is stale after ``STALE_AFTER`` seconds without a heartbeat; at or under
+    ``HEARTBEAT_INTERVAL`` (plus one flush) every live connection would look stale between
+    two heartbeats, and ``gqlchannels_audit --prune`` would delete rows of live connections.
+    Without a database every write fails, retried every flush for nothing.
+    """
+    if not isinstance(conf.user_settings(), dict):
+        return []
+    if not isinstance(conf.get("TRACKING"), bool):
+        return [
+            checks.Error("GQLCHANNELS['TRACKING'] must be True or False.", id="gqlchannels.E007")
+        ]
+    engine = (getattr(settings, "DATABASES", {}) or {}).get("default", {}).get("ENGINE", "")
+    if conf.get("TRACKING") and (not engine or engine.endswith(".dummy")):
+        return [
+            checks.Warning(
+                "GQLCHANNELS['TRACKING'] is on but there is no default database: the live "
+                "registry cannot be written.",
+                hint="Set GQLCHANNELS['TRACKING'] = False, or configure DATABASES and run migrate.",
+                id="gqlchannels.W004",
+            )
+        ]
+    heartbeat, stale, flush = (
+        conf.get(name) for name in ("HEARTBEAT_INTERVAL", "STALE_AFTER", "TRACKING_FLUSH_INTERVAL")
+    )
+    if not all(_is_number(value) and value > 0 for value in (heartbeat, stale, flush)):
+        return []  # E004 already says so
+    if conf.get("TRACKING") and stale <= heartbeat + flush:
+        return [
+            checks.Warning(
+                f"GQLCHANNELS['STALE_AFTER'] ({stale}s) is not longer than HEARTBEAT_INTERVAL "
+                f"plus TRACKING_FLUSH_INTERVAL ({heartbeat + flush}s): live connections will "
+                "look stale between heartbeats.",
+                hint="Make STALE_AFTER several heartbeats long (the defaults: 15s and 60s).",
+                id="gqlchannels.W003",
+            )
+        ]
+    return []

@@ -57,6 +57,19 @@ DEFAULTS: dict[str, Any] = {
     "CHANNEL_LAYER": "default",
     # Show exception messages of unexpected resolver errors to clients; None follows DEBUG.
     "DEBUG_ERRORS": None,
+    # Keep a live registry of connections and operations in the database (the admin's
+    # "GraphQL over WebSocket" pages, ``manage.py gqlchannels_audit``). It is written off the
+    # hot path: consumers only queue changes, one task per process writes them in batches.
+    "TRACKING": True,
+    # Seconds between the registry's batched writes (new and ended connections and
+    # operations); operations that start and end within one interval are never written.
+    "TRACKING_FLUSH_INTERVAL": 1.0,
+    # Seconds between heartbeats: one UPDATE per process refreshing ``last_seen`` of every
+    # connection it holds.
+    "HEARTBEAT_INTERVAL": 15.0,
+    # Seconds without a heartbeat after which a connection's row is stale (its process is
+    # presumably gone); keep it several heartbeats long.
+    "STALE_AFTER": 60.0,
 }
 
 #: Option names accepted by ``GraphQLWSConsumer.as_asgi(...)`` (lower case of the setting).

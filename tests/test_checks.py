@@ -16,6 +16,7 @@ def test_valid_settings_pass_every_check():
     assert checks.check_settings() == []
     assert checks.check_schema() == []
     assert checks.check_channel_layer() == []
+    assert checks.check_tracking() == []
 
 
 @override_settings(GQLCHANNELS=["not", "a", "dict"])
@@ -42,6 +43,10 @@ def test_unknown_or_empty_protocols_are_e003(protocols):
         {"KEEPALIVE_INTERVAL": -1},
         {"CONNECTION_INIT_WAIT_TIMEOUT": "3"},
         {"DISCONNECT_TIMEOUT": None},
+        {"TRACKING_FLUSH_INTERVAL": 0},
+        {"HEARTBEAT_INTERVAL": -1},
+        {"STALE_AFTER": "60"},
+        {"STALE_AFTER": True},
     ],
 )
 def test_out_of_range_numbers_are_e004(setting):
@@ -79,6 +84,37 @@ def test_checks_are_registered_with_django():
 
     registered = registry.get_checks()
     assert checks.check_settings in registered and checks.check_channel_layer in registered
+    assert checks.check_tracking in registered
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_tracking_that_is_not_a_bool_is_e007(value):
+    with override_settings(GQLCHANNELS={"TRACKING": value}):
+        assert ids(checks.check_tracking()) == ["gqlchannels.E007"]
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"STALE_AFTER": 15.0},
+        {"STALE_AFTER": 10.0},
+        {"HEARTBEAT_INTERVAL": 30.0, "STALE_AFTER": 30.5, "TRACKING_FLUSH_INTERVAL": 1.0},
+    ],
+)
+def test_staleness_within_a_heartbeat_is_w003(setting):
+    with override_settings(GQLCHANNELS=setting):
+        assert ids(checks.check_tracking()) == ["gqlchannels.W003"]
+
+
+def test_staleness_within_a_heartbeat_is_fine_when_tracking_is_off():
+    with override_settings(GQLCHANNELS={"TRACKING": False, "STALE_AFTER": 1.0}):
+        assert checks.check_tracking() == []
+
+
+def test_w003_stays_quiet_when_e004_already_reports_the_numbers():
+    with override_settings(GQLCHANNELS={"STALE_AFTER": 0}):
+        assert checks.check_tracking() == []
+        assert ids(checks.check_settings()) == ["gqlchannels.E004"]
 
 
 REDIS = "channels_redis.core.RedisChannelLayer"
@@ -103,3 +139,14 @@ def test_redis_host_with_a_longer_socket_timeout_passes():
     layers = {"default": {"BACKEND": REDIS, "CONFIG": {"hosts": hosts}}}
     with override_settings(CHANNEL_LAYERS=layers):
         assert checks.check_redis_socket_timeout() == []
+
+
+@pytest.mark.parametrize("databases", [{}, {"default": {"ENGINE": "django.db.backends.dummy"}}])
+def test_tracking_without_a_database_is_w004(databases):
+    with (
+        pytest.warns(UserWarning, match="DATABASES"),
+        override_settings(DATABASES=databases, GQLCHANNELS={}),
+    ):
+        assert ids(checks.check_tracking()) == ["gqlchannels.W004"]
+        with override_settings(GQLCHANNELS={"TRACKING": False}):
+            assert checks.check_tracking() == []
