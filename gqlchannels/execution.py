@@ -7,6 +7,7 @@ treated as await-or-value, and parser/executor options are passed only where the
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import traceback
@@ -94,14 +95,25 @@ def inline(resolver: Callable[..., Any]) -> Callable[..., Any]:
 
 def _runs_inline(info: Any) -> bool:
     """Whether a field's resolver may run on the loop rather than in the database thread."""
-    resolver = info.parent_type.fields[info.field_name].resolve
-    if resolver is None or getattr(resolver, "_gqlchannels_inline", False):
-        return True
-    if inspect.iscoroutinefunction(resolver) or inspect.isasyncgenfunction(resolver):
-        return True
     # A subscription's root field maps an event already in memory: per event and per
     # subscriber, a thread hop would cost more than the resolver itself.
-    return info.operation.operation == OperationType.SUBSCRIPTION and info.path.prev is None
+    if info.path.prev is None and info.operation.operation == OperationType.SUBSCRIPTION:
+        return True
+    resolver = info.parent_type.fields[info.field_name].resolve
+    try:
+        return _is_inline_resolver_cached(resolver)
+    except TypeError:  # an unhashable callable object
+        return _is_inline_resolver(resolver)
+
+
+def _is_inline_resolver(resolver: Callable[..., Any] | None) -> bool:
+    if resolver is None or getattr(resolver, "_gqlchannels_inline", False):
+        return True
+    return inspect.iscoroutinefunction(resolver) or inspect.isasyncgenfunction(resolver)
+
+
+#: Decided once per resolver: the check runs for every field of every result.
+_is_inline_resolver_cached = functools.lru_cache(maxsize=4096)(_is_inline_resolver)
 
 
 async def _resolve_in_thread(next_: Callable[..., Any], root: Any, info: Any, args: Any) -> Any:
