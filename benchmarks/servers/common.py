@@ -1,0 +1,190 @@
+"""What the three servers share: the live-subscription counter, the event shape, batch
+publishing, and the HTTP endpoint that publishes from inside the server process.
+
+An event is ``{"seq": int, "sentAt": float, "pad": str}``: ``seq`` lets each client check
+loss, duplicates and order, ``sentAt`` (``time.time()`` when it was published) gives the
+end-to-end latency, ``pad`` makes its size realistic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+#: The channel-layer message type Strawberry's and the floor's subscriptions wait for.
+TICK_TYPE = "bench.tick"
+
+Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+class LiveCounter:
+    """Subscriptions started and finished in this process.
+
+    ``live`` is how many started but have not run their ``finally``: after every client has
+    gone it must return to zero, or the server leaks subscriptions (and whatever they hold).
+    """
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.finished = 0
+
+    @property
+    def live(self) -> int:
+        """Subscriptions started whose ``finally`` has not run."""
+        return self.started - self.finished
+
+
+live = LiveCounter()
+
+
+def tick_group(topic: str) -> str:
+    """The group Strawberry's and the floor's subscribers of ``topic`` join (gqlchannels
+    names its own groups)."""
+    return f"bench.tick.{topic}"
+
+
+def event(seq: int, pad: str) -> dict[str, Any]:
+    """One event, stamped now."""
+    return {"seq": seq, "sentAt": time.time(), "pad": pad}
+
+
+async def publish_batch(
+    publish: Publish, topic: str, start: int, count: int, rate: float | None, pad_bytes: int
+) -> dict[str, Any]:
+    """Publish events ``start`` .. ``start + count - 1`` to ``topic``, at ``rate`` per second
+    or, when ``rate`` is None or 0, as fast as the layer takes them.
+
+    The schedule is absolute (event ``i`` leaves at ``t0 + i / rate``), so a slow publish
+    call does not slow the whole run down.
+    """
+    pad = "x" * pad_bytes
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    for index in range(count):
+        if rate:
+            delay = began + index / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await publish(topic, event(start + index, pad))
+    return {"published": count, "seconds": loop.time() - began}
+
+
+_snapshots: list[tracemalloc.Snapshot] = []
+
+
+def memory_growth(top: int) -> dict[str, Any]:
+    """Where Python memory grew since the previous call, by allocating line (a diagnostic for
+    the idle scenario: run the server with ``PYTHONTRACEMALLOC=25``, call once as a baseline,
+    open connections, call again)."""
+    if not tracemalloc.is_tracing():
+        return {"error": "start the server with PYTHONTRACEMALLOC=25 to trace allocations"}
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__)]
+    )
+    previous = _snapshots[-1] if _snapshots else None
+    _snapshots[:] = [snapshot]
+    if previous is None:
+        return {"baseline": True}
+    stats = snapshot.compare_to(previous, "traceback")
+    return {
+        "total_growth": sum(stat.size_diff for stat in stats),
+        "top": [
+            {
+                "bytes": stat.size_diff,
+                "blocks": stat.count_diff,
+                "where": [str(frame) for frame in stat.traceback[-6:]],
+            }
+            for stat in stats[:top]
+        ],
+    }
+
+
+def await_chain(task: asyncio.Task[Any]) -> list[str]:
+    """Where a pending task waits: each coroutine or async generator down its ``await``
+    chain (``Task.get_stack`` shows only the outermost frame of a suspended coroutine)."""
+    chain: list[str] = []
+    awaited: Any = task.get_coro()
+    for _ in range(64):
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+        if frame is not None:
+            chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        following = (
+            getattr(awaited, "cr_await", None)
+            or getattr(awaited, "ag_await", None)
+            or getattr(awaited, "gi_yieldfrom", None)
+        )
+        if following is None and type(awaited).__name__.startswith("async_generator_a"):
+            # asend/athrow objects expose nothing; their async generator is a referent.
+            following = next(
+                (ref for ref in gc.get_referents(awaited) if hasattr(ref, "ag_frame")), None
+            )
+        if following is None:
+            if awaited is not None and frame is None:
+                chain.append(repr(awaited)[:200])
+            break
+        awaited = following
+    return chain
+
+
+def stuck_tasks(name_contains: str) -> dict[str, Any]:
+    """Pending tasks of the server's loop whose await chain mentions ``name_contains``, with
+    that chain: a diagnostic for operations whose ``finally`` never ran."""
+    tasks = []
+    for task in asyncio.all_tasks():
+        chain = await_chain(task)
+        if name_contains in " ".join(chain) or name_contains in task.get_name():
+            tasks.append({"name": task.get_name(), "cancelling": task.cancelling(), "chain": chain})
+    return {"count": len(tasks), "tasks": tasks[:20]}
+
+
+def control_app(publish: Publish) -> ASGIApp:
+    """An ASGI HTTP app: ``POST /bench/publish`` with a JSON body of ``publish_batch``'s
+    arguments publishes the batch and answers when it is done; ``GET /bench/memory`` and
+    ``GET /bench/tasks?<text>`` are the diagnostics of ``memory_growth`` and ``stuck_tasks``."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        status, answer = 404, {"error": "not found"}
+        if scope["path"] == "/bench/publish" and scope["method"] == "POST":
+            request = json.loads(body or b"{}")
+            answer = await publish_batch(
+                publish,
+                request["topic"],
+                int(request.get("start", 0)),
+                int(request.get("count", 1)),
+                request.get("rate"),
+                int(request.get("pad_bytes", 0)),
+            )
+            status = 200
+        elif scope["path"] == "/bench/tasks":
+            answer = stuck_tasks(scope.get("query_string", b"").decode() or "gqlchannels-op")
+            status = 200
+        elif scope["path"] == "/bench/memory":
+            answer, status = memory_growth(int(scope.get("query_string", b"").decode() or 30)), 200
+        encoded = json.dumps(answer).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(encoded)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": encoded})
+
+    return app

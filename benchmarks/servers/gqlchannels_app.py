@@ -1,0 +1,25 @@
+"""ASGI application of the gqlchannels server: its consumer on every WebSocket path, the
+publish endpoint for HTTP. No middleware, as for the other two servers."""
+
+from __future__ import annotations
+
+import os
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.servers.gqlchannels_settings")
+django.setup()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+
+from benchmarks.servers.common import control_app  # noqa: E402
+from benchmarks.servers.gqlchannels_schema import schema  # noqa: E402
+from benchmarks.servers.publish import publish_gqlchannels  # noqa: E402
+from gqlchannels.consumers import GraphQLWSConsumer  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": control_app(publish_gqlchannels),
+        "websocket": GraphQLWSConsumer.as_asgi(schema=schema),
+    }
+)

@@ -1,0 +1,73 @@
+"""The benchmark code keeps working: a tiny run of every scenario against gqlchannels.
+
+A real daphne, the in-memory channel layer, a handful of clients and events, over each
+subprotocol, with only the project's own requirements (no Strawberry, no psutil). It checks
+what must hold at any speed (every event delivered once and in order, every subscription's
+``finally`` run after abrupt disconnects) and asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from benchmarks.client import PROTOCOLS, Stream
+from benchmarks.compare import SCENARIOS, TINY, compare, render, render_targets
+
+pytestmark = pytest.mark.e2e
+
+
+def test_stream_accounts_for_loss_duplicates_and_reordering() -> None:
+    """The checker the benchmark relies on does see each kind of defect."""
+    completed: list[bool] = []
+    stream = Stream(4, lambda: completed.append(True))
+    for seq in (-1, 0, 2, 1, 2, 7):
+        stream.record(seq, sent_at=1.0, received_at=1.5)
+    assert stream.primed
+    assert (stream.count, stream.duplicates, stream.reordered, stream.unexpected) == (3, 1, 1, 1)
+    assert not stream.complete and not completed
+    stream.record(3, sent_at=1.0, received_at=1.5)
+    assert stream.complete and completed == [True]
+    assert stream.latencies == [0.5] * 4
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_tiny_benchmark_of_gqlchannels_delivers_every_event_once_in_order(
+    protocol: str, tmp_path: Path
+) -> None:
+    results = asyncio.run(
+        compare(
+            TINY,
+            ["gqlchannels"],
+            ["memory"],
+            protocol,
+            say=lambda line: None,
+            directory=tmp_path,
+        )
+    )
+
+    [run] = results["runs"]
+    for name in SCENARIOS:
+        assert "failed" not in run[name], (name, run[name], run.get("server_log_tail"))
+    rate_events = round(TINY.rate * TINY.rate_seconds)
+    for name, subscribers, events in (
+        ("fanout_max", TINY.fan_subscribers, TINY.fan_events),
+        ("fanout_rate", TINY.rate_subscribers, rate_events),
+    ):
+        fan_out = run[name]
+        assert fan_out["expected"] == subscribers * events
+        assert fan_out["received"] == fan_out["expected"], fan_out
+        defects = ("lost", "late", "duplicates", "reordered", "unexpected", "errors")
+        assert {name: fan_out[name] for name in defects} == dict.fromkeys(defects, 0), fan_out
+        assert fan_out["live_after_close"] == 0
+    assert run["storm"]["ack_ms"]["p99"] is not None
+    churn = run["churn"]
+    assert [row["live_before"] for row in churn["rows"]] == [TINY.churn_clients] * TINY.churn_rounds
+    assert churn["live_after_total"] == 0
+    assert run["idle"]["live_after_close"] == 0
+
+    table = render(results["summary"], ["gqlchannels"], TINY.passes)
+    assert "fan-out max: deliveries/s" in table and "failed" not in table
+    assert "churn" in render_targets(results["targets"])
