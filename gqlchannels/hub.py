@@ -159,6 +159,7 @@ class Hub:
                         await self.layer.group_add(group, channel)
                         self._listeners[group] = set()
                     self._listeners[group].add(listener)
+                _raise_swallowed_cancellation()
             except BaseException:
                 await self._leave_unused(self._unregister(listener))
                 raise
@@ -307,6 +308,18 @@ class Hub:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
+
+
+def _raise_swallowed_cancellation() -> None:
+    """Deliver a cancellation that layer I/O swallowed.
+
+    redis-py 8 wraps socket writes in ``asyncio.wait_for``, which on Python 3.11 drops a
+    cancellation arriving just as the write completes; the subscription of a client that
+    left would then wait for events forever. A task asked to stop stops here instead.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _retry_delay(failures: int) -> float:

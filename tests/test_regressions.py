@@ -254,3 +254,34 @@ async def test_a_close_from_another_thread_racing_incoming_frames_ends_cleanly(c
     await communicator.wait(timeout=5)
     assert get_hub().connections == {}
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+class SwallowsCancellation:
+    """A layer whose ``group_add`` returns normally when cancelled, as redis-py 8's
+    ``asyncio.wait_for`` does on Python 3.11 when the cancel meets a completing write."""
+
+    def __init__(self, layer: Any):
+        self._layer = layer
+        self.entered = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._layer, name)
+
+    async def group_add(self, group: str, channel: str) -> None:
+        self.entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await self._layer.group_add(group, channel)
+
+
+async def test_a_cancellation_swallowed_by_layer_io_still_ends_the_subscription(fresh_probe):
+    hub = get_hub()
+    layer = SwallowsCancellation(hub.layer)
+    hub.layer = layer
+    communicator = await open_connection(TRANSPORT, disconnect_timeout=2)
+    await start(communicator, TRANSPORT, "s", 'subscription { events(topic: "t", key: "s") }')
+    await asyncio.wait_for(layer.entered.wait(), 5)
+    await communicator.disconnect(code=1006)
+    assert fresh_probe.finalized["s"].is_set()
+    assert hub.groups() == [] and hub.listener_count() == 0
