@@ -551,6 +551,8 @@ async def compare(
     Server logs (and the gqlchannels server's SQLite database) go under ``directory/logs``,
     flame graphs of ``profile``d servers in ``directory``."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    # The code measured, as it was when the run began (a long run may outlive a commit).
+    measured = environment()
     runs: list[dict[str, Any]] = []
     began = time.monotonic()
     for number in range(1, plan.passes + 1):
@@ -588,7 +590,8 @@ async def compare(
         "servers": servers,
         "layers": layers,
         "seconds": time.monotonic() - began,
-        "environment": environment(),
+        "environment": measured,
+        "environment_at_end": environment(),
         "stamp": stamp,
         "runs": runs,
         "summary": summary,

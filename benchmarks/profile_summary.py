@@ -5,8 +5,9 @@
     python -m benchmarks.profile_summary benchmarks/results/profile-...-gqlchannels-memory.txt
 
 "Self" is time in the function's own code, "inclusive" includes what it calls. Samples of
-idle threads (py-spy counts a thread blocked in ``queue.get`` as running) are left out, so
-the percentages are of the event loop's thread.
+idle pool threads (py-spy counts a thread blocked in ``queue.get`` as running) are left out;
+the percentages are of every other sample, the event loop's thread and any thread doing
+work (gqlchannels' registry writes in Django's database thread, for one).
 """
 
 from __future__ import annotations
