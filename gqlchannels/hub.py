@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import weakref
 from collections import deque
 from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
@@ -23,6 +21,7 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from graphql import GraphQLError
 
 from . import conf
+from .loops import PerLoop
 
 logger = logging.getLogger("gqlchannels.hub")
 T = TypeVar("T")
@@ -326,23 +325,16 @@ def _retry_delay(failures: int) -> float:
     return _RETRY_DELAYS[min(failures, len(_RETRY_DELAYS)) - 1]
 
 
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
-_hubs_lock = threading.Lock()
+_hubs: PerLoop[Hub] = PerLoop(lambda: Hub(channel_layer()))
 
 
 def get_hub() -> Hub:
     """The hub of the running event loop (each loop, e.g. each test or forked worker, has one)."""
-    loop = asyncio.get_running_loop()
-    with _hubs_lock:
-        hub = _hubs.get(loop)
-        if hub is None:
-            hub = _hubs[loop] = Hub(channel_layer())
-    return hub
+    return _hubs.get()
 
 
 def _serving_loop() -> asyncio.AbstractEventLoop | None:
-    with _hubs_lock:
-        loops = [loop for loop in _hubs if loop.is_running() and not loop.is_closed()]
+    loops = _hubs.running_loops()
     return loops[-1] if loops else None
 
 

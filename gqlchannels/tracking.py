@@ -24,7 +24,6 @@ import socket
 import threading
 import time
 import uuid
-import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +33,7 @@ from django.utils import timezone
 from graphql import get_operation_ast
 
 from . import conf, signals
+from .loops import PerLoop
 from .redaction import clean_text, redact_variables
 
 logger = logging.getLogger("gqlchannels.tracking")
@@ -455,7 +455,7 @@ def _process_live_rows() -> tuple[set[str], set[uuid.UUID]]:
     under the GIL; another loop's changes meanwhile are healed by its own heartbeat)."""
     connections: set[str] = set()
     operations: set[uuid.UUID] = set()
-    for tracker in list(_trackers.values()):
+    for tracker in _trackers.all():
         for connection in list(tracker.connections.values()):
             connections.add(connection.connection_id)
             operations.update(
@@ -595,28 +595,16 @@ async def _in_database_thread(function: Any, batch: Any) -> Any:
 
 # -- one tracker per event loop, fed by the signals ----------------------------------------
 
-_trackers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Tracker] = (
-    weakref.WeakKeyDictionary()
-)
-_trackers_lock = threading.Lock()
+_trackers: PerLoop[Tracker] = PerLoop(Tracker)
 
 
 def get_tracker() -> Tracker:
     """The tracker of the running event loop (made on first use)."""
-    loop = asyncio.get_running_loop()
-    with _trackers_lock:
-        tracker = _trackers.get(loop)
-        if tracker is None:
-            tracker = _trackers[loop] = Tracker()
-    return tracker
+    return _trackers.get()
 
 
 def _loop_tracker() -> Tracker | None:
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-    return _trackers.get(loop)  # a read needs no lock (called for every operation)
+    return _trackers.peek()  # called for every operation: no lock, never creates
 
 
 def _on_opened(sender: Any, consumer: Any, **kwargs: Any) -> None:
