@@ -18,7 +18,7 @@ import sys
 
 async def serve(server: str) -> None:
     """Answer commands until stdin closes."""
-    from benchmarks.servers.common import publish_batch
+    from benchmarks.servers.common import publish_request
     from benchmarks.servers.publish import PUBLISHERS
 
     publish = PUBLISHERS[server]
@@ -29,14 +29,7 @@ async def serve(server: str) -> None:
     while line := await reader.readline():
         request = json.loads(line)
         try:
-            answer = await publish_batch(
-                publish,
-                request["topic"],
-                int(request.get("start", 0)),
-                int(request.get("count", 1)),
-                request.get("rate"),
-                int(request.get("pad_bytes", 0)),
-            )
+            answer = await publish_request(publish, request)
         except Exception as exc:  # reported to the driver, which fails the scenario
             answer = {"error": repr(exc)}
         print(json.dumps(answer), flush=True)

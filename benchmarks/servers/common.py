@@ -54,6 +54,18 @@ def event(seq: int, pad: str) -> dict[str, Any]:
     return {"seq": seq, "sentAt": time.time(), "pad": pad}
 
 
+async def publish_request(publish: Publish, request: dict[str, Any]) -> dict[str, Any]:
+    """``publish_batch`` for one JSON request from the driver (HTTP body or a stdin line)."""
+    return await publish_batch(
+        publish,
+        request["topic"],
+        int(request.get("start", 0)),
+        int(request.get("count", 1)),
+        request.get("rate"),
+        int(request.get("pad_bytes", 0)),
+    )
+
+
 async def publish_batch(
     publish: Publish, topic: str, start: int, count: int, rate: float | None, pad_bytes: int
 ) -> dict[str, Any]:
@@ -160,14 +172,7 @@ def control_app(publish: Publish) -> ASGIApp:
         status, answer = 404, {"error": "not found"}
         if scope["path"] == "/bench/publish" and scope["method"] == "POST":
             request = json.loads(body or b"{}")
-            answer = await publish_batch(
-                publish,
-                request["topic"],
-                int(request.get("start", 0)),
-                int(request.get("count", 1)),
-                request.get("rate"),
-                int(request.get("pad_bytes", 0)),
-            )
+            answer = await publish_request(publish, request)
             status = 200
         elif scope["path"] == "/bench/tasks":
             answer = stuck_tasks(scope.get("query_string", b"").decode() or "gqlchannels-op")
