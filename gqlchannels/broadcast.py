@@ -13,7 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from . import conf
+from . import conf, sharing
 from .hub import EVENT_TYPE, LayerMissing, channel_layer, get_hub, run_from_sync
 
 try:
@@ -79,12 +79,22 @@ def broadcast_sync(topic: str, payload: Any) -> None:
     run_from_sync(broadcast(topic, payload), "broadcast_sync", "broadcast")
 
 
-async def listen(info: Any, *topics: str, buffer_size: int | None = None) -> AsyncIterator[Any]:
+async def listen(
+    info: Any, *topics: str, shared: bool = False, buffer_size: int | None = None
+) -> AsyncIterator[Any]:
     """Yield every event published to any of ``topics``, for a subscription resolver.
 
     ``info`` is the resolver's ``GraphQLResolveInfo``; when its context is gqlchannels', the
     topics are recorded on it (the admin and the audit show them). Leaving the loop, by the
     client's ``complete``/``stop`` or by a disconnect, leaves the groups.
+
+    ``shared=True`` promises that the subscription's result depends only on the event, the
+    document, the operation name and the variables, never on the context (the user, the
+    connection): each event is then executed and encoded once for all the subscriptions in
+    this process that sent the same operation, instead of once per subscriber. Leave it off
+    when any field under the subscription reads ``info.context`` or filters by permission.
+    The event must reach graphql-core as the object ``listen`` yielded (yielding it from a
+    wrapping generator is fine; a transformed event is executed per subscriber).
     """
     if not topics:
         raise ValueError("listen() needs at least one topic")
@@ -94,8 +104,12 @@ async def listen(info: Any, *topics: str, buffer_size: int | None = None) -> Asy
         record.update(topics)
     hub = get_hub()
     listener = await hub.add(groups, buffer_size or conf.get("SUBSCRIPTION_BUFFER_SIZE"))
+    if shared:
+        sharing.offer(listener)
     try:
         while True:
             yield await listener.get()
     finally:
+        if shared:
+            sharing.offer(None)
         await hub.remove(listener)

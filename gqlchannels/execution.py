@@ -12,11 +12,12 @@ import inspect
 import logging
 import traceback
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import graphql
 from channels.db import database_sync_to_async
 from django.utils.module_loading import import_string
 from graphql import (
@@ -25,12 +26,15 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     OperationType,
+    create_source_event_stream,
     execute,
     get_operation_ast,
     parse,
-    subscribe,
     validate,
 )
+
+from . import sharing
+from .json import dumps, preencoded
 
 logger = logging.getLogger("gqlchannels.execution")
 
@@ -41,7 +45,9 @@ MASKED_MESSAGE = "Internal server error"
 _document_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gqlchannels-validate")
 
 _PARSE_ACCEPTS_TOKEN_LIMIT = "max_lexical_tokens" in inspect.signature(parse).parameters
-_SUBSCRIBE_ACCEPTS_MIDDLEWARE = "middleware" in inspect.signature(subscribe).parameters
+#: graphql-core 3.3 builds an executor once per subscription and a light copy per event;
+#: 3.2 has no such class and executes each event from the arguments.
+_COMPOSABLE_EXECUTOR = getattr(graphql, "Executor", None)
 
 
 def resolve_schema(schema: Any) -> GraphQLSchema:
@@ -206,7 +212,7 @@ class Executor:
             "operation_name": request.operation_name,
         }
         if operation is not None and operation.operation == OperationType.SUBSCRIPTION:
-            async for result in self._subscribe(kwargs):
+            async for result in self._subscribe(request, kwargs):
                 yield result
             return
         result = execute(**kwargs, middleware=self.middleware)
@@ -214,29 +220,81 @@ class Executor:
             result = await result
         yield self._result_or_failure(result)
 
-    async def _subscribe(self, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        if _SUBSCRIBE_ACCEPTS_MIDDLEWARE and self.middleware:
-            kwargs["middleware"] = self.middleware
-        stream = subscribe(**kwargs)
-        if inspect.isawaitable(stream):
-            stream = await stream
-        if isinstance(stream, ExecutionResult):
-            raise OperationFailed(self.format_errors(stream.errors or []))
+    async def _subscribe(
+        self, request: OperationRequest, kwargs: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The subscription pipeline, composed here so each event can be executed once for
+        every subscription that opted into shared results (``gqlchannels.sharing``)."""
+        source, execute_event = await self._source_stream(kwargs)
+        share_key = (self, request.query, request.operation_name, _variables_key(request))
         try:
             while True:
                 try:
-                    result = await anext(stream)
+                    event = await anext(source)
                 except StopAsyncIteration:
                     return
                 except GraphQLError as error:
                     raise OperationFailed(self.format_errors([error])) from None
                 except Exception as error:
                     raise OperationFailed(self.format_errors([_as_graphql_error(error)])) from None
-                yield self.format_result(result)
+                shared = sharing.results_for(event)
+                if shared is None:
+                    result = execute_event(event)
+                    if inspect.isawaitable(result):
+                        result = await result
+                    yield self.format_result(result)
+                else:
+                    yield await shared.get(
+                        share_key, functools.partial(self._encoded, execute_event, event)
+                    )
         finally:
-            aclose = getattr(stream, "aclose", None)
+            aclose = getattr(source, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    async def _source_stream(
+        self, kwargs: dict[str, Any]
+    ) -> tuple[AsyncIterator[Any], Callable[[Any], Any]]:
+        """The subscription's source event stream, and how to execute one of its events;
+        raise OperationFailed when the stream cannot be created."""
+        if _COMPOSABLE_EXECUTOR is not None:
+            built = _COMPOSABLE_EXECUTOR.build(
+                kwargs["schema"],
+                kwargs["document"],
+                kwargs["root_value"],
+                kwargs["context_value"],
+                kwargs["variable_values"],
+                kwargs["operation_name"],
+                middleware=self.middleware,
+            )
+            if isinstance(built, list):
+                raise OperationFailed(self.format_errors(built))
+            stream = create_source_event_stream(built)
+
+            def execute_event(event: Any) -> Any:
+                return graphql.execute_subscription_event(built.build_per_event_executor(event))
+
+        else:  # graphql-core 3.2
+            stream = create_source_event_stream(**kwargs)
+
+            def execute_event(event: Any) -> Any:
+                return execute(**{**kwargs, "root_value": event}, middleware=self.middleware)
+
+        if inspect.isawaitable(stream):
+            stream = await stream
+        if isinstance(stream, ExecutionResult):
+            raise OperationFailed(self.format_errors(stream.errors or []))
+        return aiter(stream), execute_event
+
+    def _encoded(self, execute_event: Callable[[Any], Any], event: Any) -> Any:
+        """An event's result, formatted and encoded once for every subscription sharing it."""
+        result = execute_event(event)
+        if inspect.isawaitable(result):
+            return self._encoded_later(result)
+        return preencoded(self.format_result(result))
+
+    async def _encoded_later(self, result: Awaitable[ExecutionResult]) -> Any:
+        return preencoded(self.format_result(await result))
 
     def _result_or_failure(self, result: ExecutionResult) -> dict[str, Any]:
         if result.data is None and result.errors and not _has_path(result.errors):
@@ -271,6 +329,11 @@ class Executor:
         else:
             formatted["message"] = MASKED_MESSAGE
         return formatted
+
+
+def _variables_key(request: OperationRequest) -> str | None:
+    """The variables as one canonical text, so equal variables make equal sharing keys."""
+    return dumps(request.variables, sort_keys=True) if request.variables else None
 
 
 def _has_path(errors: list[GraphQLError]) -> bool:

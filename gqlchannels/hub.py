@@ -22,6 +22,7 @@ from graphql import GraphQLError
 
 from . import conf
 from .loops import PerLoop
+from .sharing import SharedResults
 
 logger = logging.getLogger("gqlchannels.hub")
 T = TypeVar("T")
@@ -63,16 +64,23 @@ def channel_layer() -> BaseChannelLayer:
 
 
 class Listener:
-    """One subscription's bounded buffer of events between the hub and its resolver."""
+    """One subscription's bounded buffer of events between the hub and its resolver.
+
+    Every event comes with the ``SharedResults`` the hub made for it, and the event handed out
+    last stays readable (``current_event``, ``current_results``) so a subscription that opted
+    into shared results can find them (``gqlchannels.sharing``).
+    """
 
     def __init__(self, groups: tuple[str, ...], size: int):
         self.groups = groups
         self.size = size
         self.overflowed = False
-        self._events: deque[Any] = deque()
+        self.current_event: Any = None
+        self.current_results: SharedResults | None = None
+        self._events: deque[tuple[Any, SharedResults]] = deque()
         self._ready = asyncio.Event()
 
-    def put(self, payload: Any) -> None:
+    def put(self, payload: Any, results: SharedResults) -> None:
         """Buffer one event (never blocks: the hub feeds every listener in turn). Past
         ``size`` waiting events the listener overflows and takes no more."""
         if self.overflowed:
@@ -82,7 +90,7 @@ class Listener:
             self._events.clear()
             logger.warning("A subscription fell %d events behind and was ended", self.size)
         else:
-            self._events.append(payload)
+            self._events.append((payload, results))
         self._ready.set()
 
     async def get(self) -> Any:
@@ -94,7 +102,8 @@ class Listener:
                 )
             self._ready.clear()
             await self._ready.wait()
-        return self._events.popleft()
+        self.current_event, self.current_results = self._events.popleft()
+        return self.current_event
 
 
 class Hub:
@@ -277,8 +286,9 @@ class Hub:
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == EVENT_TYPE:
+            payload, results = message.get("payload"), SharedResults()
             for listener in self._listeners.get(message.get("group"), ()):  # type: ignore[arg-type]
-                listener.put(message.get("payload"))
+                listener.put(payload, results)
         elif kind == DISCONNECT_TYPE:
             for connection_id in message.get("connections", ()):
                 connection = self.connections.get(connection_id)

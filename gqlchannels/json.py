@@ -18,9 +18,13 @@ class MalformedJSON(ValueError):
 
 if orjson is not None:
 
-    def dumps(value: Any) -> str:
-        """Encode ``value`` as a compact JSON text."""
-        return orjson.dumps(value).decode()
+    def dumps(value: Any, sort_keys: bool = False) -> str:
+        """Encode ``value`` as a compact JSON text (with object keys sorted if asked)."""
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None).decode()
+
+    def preencoded(value: Any) -> Any:
+        """``value`` encoded once, for embedding as is in many frames that ``dumps`` encodes."""
+        return orjson.Fragment(orjson.dumps(value))
 
     def loads(text: str | bytes) -> Any:
         """Decode JSON text; raise MalformedJSON for anything that is not valid JSON."""
@@ -31,9 +35,16 @@ if orjson is not None:
 
 else:  # pragma: no cover
 
-    def dumps(value: Any) -> str:
-        """Encode ``value`` as a compact JSON text."""
-        return _stdlib_json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    def dumps(value: Any, sort_keys: bool = False) -> str:
+        """Encode ``value`` as a compact JSON text (with object keys sorted if asked)."""
+        return _stdlib_json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys
+        )
+
+    def preencoded(value: Any) -> Any:
+        """``value`` itself: the standard library cannot embed encoded JSON, so ``dumps``
+        encodes it again for every frame."""
+        return value
 
     def loads(text: str | bytes) -> Any:
         """Decode JSON text; raise MalformedJSON for anything that is not valid JSON."""

@@ -21,6 +21,7 @@ from django.test import override_settings
 from gqlchannels.broadcast import BroadcastError, broadcast, broadcast_sync, group_name, listen
 from gqlchannels.consumers import GraphQLWSConsumer
 from gqlchannels.hub import Listener, SubscriptionOverflow, get_hub
+from gqlchannels.sharing import SharedResults
 from gqlchannels.testing import (
     LEGACY_WS,
     TRANSPORT_WS,
@@ -375,7 +376,7 @@ async def test_a_topic_listened_to_again_after_everyone_left_receives_events() -
 async def test_a_listener_buffers_up_to_its_size_in_order() -> None:
     listener = Listener(("gqlc.buffer",), size=3)
     for number in range(3):
-        listener.put(number)
+        listener.put(number, SharedResults())
     assert not listener.overflowed
     assert [await listener.get() for _ in range(3)] == [0, 1, 2]
 
@@ -385,7 +386,7 @@ async def test_a_listener_get_waits_for_the_next_event() -> None:
     pending = asyncio.ensure_future(listener.get())
     await asyncio.sleep(0)
     assert not pending.done()
-    listener.put("late")
+    listener.put("late", SharedResults())
     assert await settled(pending) == "late"
 
 
@@ -393,9 +394,9 @@ async def test_a_listener_falling_more_than_its_size_behind_overflows_and_ends()
     # Ending loudly, not skipping silently: the client learns it missed events.
     listener = Listener(("gqlc.buffer",), size=3)
     for number in range(4):
-        listener.put(number)
+        listener.put(number, SharedResults())
     assert listener.overflowed
-    listener.put("after the overflow")
+    listener.put("after the overflow", SharedResults())
     with pytest.raises(SubscriptionOverflow):
         await listener.get()
 
@@ -404,7 +405,7 @@ async def test_an_overflowing_listener_wakes_a_waiting_get() -> None:
     listener = Listener(("gqlc.buffer",), size=0)
     pending = asyncio.ensure_future(listener.get())
     await asyncio.sleep(0)
-    listener.put("too many")
+    listener.put("too many", SharedResults())
     with pytest.raises(SubscriptionOverflow):
         await settled(pending)
 

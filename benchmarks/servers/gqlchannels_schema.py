@@ -49,7 +49,7 @@ async def subscribe_tick(root: Any, info: Any, topic: str) -> AsyncIterator[dict
     """Every event published to ``topic``; counted live until its ``finally`` runs."""
     live.started += 1
     try:
-        async for payload in gqlchannels.listen(info, topic):
+        async for payload in gqlchannels.listen(info, topic, shared=True):
             yield payload
     finally:
         live.finished += 1

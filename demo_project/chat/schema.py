@@ -201,9 +201,12 @@ async def resolve_post_message(root: Any, info: Any, room: str, text: str) -> Me
 
 
 async def subscribe_message_added(root: Any, info: Any, room: str) -> AsyncIterator[Any]:
-    """Every message published to ``room`` from now on, as an event dict."""
+    """Every message published to ``room`` from now on, as an event dict.
+
+    Shared: no ``Message`` field reads the context, so each event is executed once for every
+    subscriber that asked for the same fields."""
     check_room(room)
-    async for payload in gqlchannels.listen(info, room_topic(room)):
+    async for payload in gqlchannels.listen(info, room_topic(room), shared=True):
         yield payload
 
 
