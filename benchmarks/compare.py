@@ -50,6 +50,7 @@ from benchmarks.scenarios import (
     idle,
 )
 from benchmarks.servers import SERVERS
+from benchmarks.servers.common import TUNED_GC_ENV
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LAYERS = ("memory", "redis")
@@ -515,6 +516,7 @@ def environment() -> dict[str, Any]:
         "versions": versions,
         "commit": git("rev-parse", "HEAD"),
         "uncommitted_changes": bool(git("status", "--porcelain", "--", "gqlchannels")),
+        "tuned_gc": os.environ.get(TUNED_GC_ENV) == "1",
     }
 
 
@@ -629,8 +631,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="write folded stacks (.txt, for benchmarks.profile_summary) instead of an .svg",
     )
+    parser.add_argument(
+        "--tuned-gc",
+        action="store_true",
+        help="every server freezes its start-up objects and collects the young generation "
+        "every 50,000 allocations (the README's production advice)",
+    )
     parser.add_argument("--output", type=Path, help="JSON path (default benchmarks/results/)")
     args = parser.parse_args(argv)
+    if args.tuned_gc:
+        os.environ[TUNED_GC_ENV] = "1"
 
     plan = PLANS[args.plan] if args.plan else QUICK if args.quick else FULL
     if args.passes is not None:
@@ -668,6 +678,8 @@ def main(argv: list[str] | None = None) -> int:
             profile_suffix=".txt" if args.profile_raw else ".svg",
         )
     )
+    if args.tuned_gc:
+        print("Garbage collector tuned in every server (--tuned-gc)")
     print(render(results["summary"], servers, plan.passes))
     print()
     print("Targets (gqlchannels):")

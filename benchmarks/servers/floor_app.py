@@ -20,7 +20,7 @@ django.setup()
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from benchmarks.servers.common import control_app, live, tick_group  # noqa: E402
+from benchmarks.servers.common import apply_gc_policy, control_app, live, tick_group  # noqa: E402
 from benchmarks.servers.publish import publish_group  # noqa: E402
 
 try:
@@ -118,3 +118,4 @@ class FloorConsumer(AsyncWebsocketConsumer):
 application = ProtocolTypeRouter(
     {"http": control_app(publish_group), "websocket": FloorConsumer.as_asgi()}
 )
+apply_gc_policy()

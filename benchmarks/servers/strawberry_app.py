@@ -13,7 +13,7 @@ django.setup()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from strawberry.channels import GraphQLWSConsumer  # noqa: E402
 
-from benchmarks.servers.common import control_app  # noqa: E402
+from benchmarks.servers.common import apply_gc_policy, control_app  # noqa: E402
 from benchmarks.servers.publish import publish_group  # noqa: E402
 from benchmarks.servers.strawberry_schema import schema  # noqa: E402
 
@@ -23,3 +23,4 @@ application = ProtocolTypeRouter(
         "websocket": GraphQLWSConsumer.as_asgi(schema=schema),
     }
 )
+apply_gc_policy()
