@@ -364,7 +364,7 @@ def render(summary: dict[str, dict[str, dict[str, Any]]], servers: list[str], pa
     """The tables, one per layer: median (range over passes), and gqlchannels' ratios."""
     lines: list[str] = []
     width = 38
-    columns = [server for server in ("gqlchannels", "strawberry", "floor") if server in servers]
+    columns = [server for server in SERVERS if server in servers]
     ratios = [
         other for other in ("strawberry", "floor") if "gqlchannels" in servers and other in servers
     ]

@@ -1,7 +1,9 @@
 """The only glue to graphql-core: documents parsed and validated once (cached), then executed.
 
-Everything here uses graphql-core's public API and works on 3.2 and 3.3: ``subscribe`` is
-treated as await-or-value, and parser/executor options are passed only where they exist.
+Everything here uses graphql-core's public API and works on 3.2 and 3.3: the subscription
+pipeline is composed from each version's documented parts (3.3's ``Executor.build``, 3.2's
+``create_source_event_stream`` + ``execute``), results are treated as await-or-value, and
+parser options are passed only where they exist.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The three servers compared, each a Django settings module plus an ASGI application.
+"""The servers compared, each a Django settings module plus an ASGI application:
+gqlchannels (with and without shared results), Strawberry and the floor.
 
 Every server speaks both subprotocols on ``/graphql/`` and answers the same operations:
 ``subscription { tick(topic: $topic) { seq sentAt pad } }``, ``{ hello }`` and
@@ -32,6 +33,12 @@ SERVERS: dict[str, ServerKind] = {
             "gqlchannels",
             "benchmarks.servers.gqlchannels_settings",
             "benchmarks.servers.gqlchannels_app:application",
+            migrate=True,
+        ),
+        ServerKind(
+            "gqlchannels-unshared",
+            "benchmarks.servers.gqlchannels_settings",
+            "benchmarks.servers.gqlchannels_app:unshared_application",
             migrate=True,
         ),
         ServerKind(

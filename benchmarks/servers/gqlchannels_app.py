@@ -13,7 +13,7 @@ django.setup()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from benchmarks.servers.common import apply_gc_policy, control_app  # noqa: E402
-from benchmarks.servers.gqlchannels_schema import schema  # noqa: E402
+from benchmarks.servers.gqlchannels_schema import schema, unshared_schema  # noqa: E402
 from benchmarks.servers.publish import publish_gqlchannels  # noqa: E402
 from gqlchannels.consumers import GraphQLWSConsumer  # noqa: E402
 
@@ -21,6 +21,13 @@ application = ProtocolTypeRouter(
     {
         "http": control_app(publish_gqlchannels),
         "websocket": GraphQLWSConsumer.as_asgi(schema=schema),
+    }
+)
+#: The same server with each event executed once per subscriber (no shared results).
+unshared_application = ProtocolTypeRouter(
+    {
+        "http": control_app(publish_gqlchannels),
+        "websocket": GraphQLWSConsumer.as_asgi(schema=unshared_schema),
     }
 )
 apply_gc_policy()

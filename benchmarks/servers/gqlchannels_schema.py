@@ -6,7 +6,7 @@ Strawberry's server declares the same fields in Strawberry's own way
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from graphql import (
@@ -45,14 +45,19 @@ def resolve_live_subscriptions(root: Any, info: Any) -> int:
     return live.live
 
 
-async def subscribe_tick(root: Any, info: Any, topic: str) -> AsyncIterator[dict[str, Any]]:
-    """Every event published to ``topic``; counted live until its ``finally`` runs."""
-    live.started += 1
-    try:
-        async for payload in gqlchannels.listen(info, topic, shared=True):
-            yield payload
-    finally:
-        live.finished += 1
+def tick_subscriber(shared: bool) -> Callable[..., AsyncIterator[dict[str, Any]]]:
+    """The ``tick`` subscribe resolver, with or without shared results."""
+
+    async def subscribe_tick(root: Any, info: Any, topic: str) -> AsyncIterator[dict[str, Any]]:
+        """Every event published to ``topic``; counted live until its ``finally`` runs."""
+        live.started += 1
+        try:
+            async for payload in gqlchannels.listen(info, topic, shared=shared):
+                yield payload
+        finally:
+            live.finished += 1
+
+    return subscribe_tick
 
 
 def resolve_tick(payload: dict[str, Any], info: Any, topic: str) -> dict[str, Any]:
@@ -60,25 +65,32 @@ def resolve_tick(payload: dict[str, Any], info: Any, topic: str) -> dict[str, An
     return payload
 
 
-schema = GraphQLSchema(
-    query=GraphQLObjectType(
-        "Query",
-        {
-            "hello": GraphQLField(GraphQLNonNull(GraphQLString), resolve=resolve_hello),
-            "liveSubscriptions": GraphQLField(
-                GraphQLNonNull(GraphQLInt), resolve=resolve_live_subscriptions
-            ),
-        },
-    ),
-    subscription=GraphQLObjectType(
-        "Subscription",
-        {
-            "tick": GraphQLField(
-                GraphQLNonNull(tick_type),
-                args={"topic": GraphQLArgument(GraphQLNonNull(GraphQLString))},
-                subscribe=subscribe_tick,
-                resolve=resolve_tick,
-            )
-        },
-    ),
-)
+def tick_schema(shared: bool) -> GraphQLSchema:
+    """The benchmark schema; ``shared`` says whether each event is executed once per process
+    (the ``gqlchannels`` server) or once per subscriber (``gqlchannels-unshared``)."""
+    return GraphQLSchema(
+        query=GraphQLObjectType(
+            "Query",
+            {
+                "hello": GraphQLField(GraphQLNonNull(GraphQLString), resolve=resolve_hello),
+                "liveSubscriptions": GraphQLField(
+                    GraphQLNonNull(GraphQLInt), resolve=resolve_live_subscriptions
+                ),
+            },
+        ),
+        subscription=GraphQLObjectType(
+            "Subscription",
+            {
+                "tick": GraphQLField(
+                    GraphQLNonNull(tick_type),
+                    args={"topic": GraphQLArgument(GraphQLNonNull(GraphQLString))},
+                    subscribe=tick_subscriber(shared),
+                    resolve=resolve_tick,
+                )
+            },
+        ),
+    )
+
+
+schema = tick_schema(shared=True)
+unshared_schema = tick_schema(shared=False)
