@@ -33,6 +33,13 @@ def test_stream_accounts_for_loss_duplicates_and_reordering() -> None:
     assert stream.latencies == [0.5] * 4
 
 
+def test_every_server_kind_can_be_published_to_from_another_process() -> None:
+    from benchmarks.servers import SERVERS
+    from benchmarks.servers.publish import PUBLISHERS
+
+    assert set(PUBLISHERS) == set(SERVERS)
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_tiny_benchmark_of_gqlchannels_delivers_every_event_once_in_order(
     protocol: str, tmp_path: Path

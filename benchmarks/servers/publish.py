@@ -30,6 +30,7 @@ async def publish_group(topic: str, payload: dict[str, Any]) -> None:
 
 PUBLISHERS: dict[str, Publish] = {
     "gqlchannels": publish_gqlchannels,
+    "gqlchannels-unshared": publish_gqlchannels,
     "strawberry": publish_group,
     "floor": publish_group,
 }
