@@ -4,6 +4,7 @@ publish endpoint for HTTP. No middleware, as for the other two servers."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import django
 
@@ -17,17 +18,18 @@ from benchmarks.servers.gqlchannels_schema import schema, unshared_schema  # noq
 from benchmarks.servers.publish import publish_gqlchannels  # noqa: E402
 from gqlchannels.consumers import GraphQLWSConsumer  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": control_app(publish_gqlchannels),
-        "websocket": GraphQLWSConsumer.as_asgi(schema=schema),
-    }
-)
+
+def serving(schema: Any) -> ProtocolTypeRouter:
+    """The consumer on ``schema`` for WebSockets, the publish endpoint for HTTP."""
+    return ProtocolTypeRouter(
+        {
+            "http": control_app(publish_gqlchannels),
+            "websocket": GraphQLWSConsumer.as_asgi(schema=schema),
+        }
+    )
+
+
+application = serving(schema)
 #: The same server with each event executed once per subscriber (no shared results).
-unshared_application = ProtocolTypeRouter(
-    {
-        "http": control_app(publish_gqlchannels),
-        "websocket": GraphQLWSConsumer.as_asgi(schema=unshared_schema),
-    }
-)
+unshared_application = serving(unshared_schema)
 apply_gc_policy()
