@@ -94,6 +94,7 @@ def _flag(text: str) -> bool:
 # (for operations, and for the tests and benchmarks that run the demo in real daphne processes).
 for _name, _type in (
     ("BROADCAST_TIMEOUT", float),
+    ("DRAIN_WINDOW", float),
     ("GROUP_REJOIN_INTERVAL", float),
     ("KEEPALIVE_INTERVAL", float),
     ("PONG_TIMEOUT", float),

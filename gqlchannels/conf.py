@@ -38,8 +38,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_VALIDATION_ERRORS": 50,
     # Parsed and validated documents kept in the per-schema LRU cache.
     "DOCUMENT_CACHE_SIZE": 500,
-    # Seconds ``websocket_disconnect`` waits for cancelled operations to run their ``finally``.
+    # Seconds a connection's teardown waits for cancelled operations to run their ``finally``.
     "DISCONNECT_TIMEOUT": 5.0,
+    # Seconds over which a stopping server (SIGTERM/SIGINT) closes its connections with 1012,
+    # evenly spread so that reconnecting clients do not return as one herd; 0 closes all at once.
+    "DRAIN_WINDOW": 5.0,
     # "thread": plain sync resolvers run off the event loop (safe for the Django ORM);
     # "inline": they run on the loop (faster, for resolvers that never block).
     "SYNC_RESOLVERS": "thread",

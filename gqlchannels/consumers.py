@@ -3,10 +3,15 @@
 It accepts the socket with the negotiated subprotocol, bounds and decodes frames, owns the one
 guarded send every outgoing frame goes through, and hands everything else to the protocol's
 state machine (``gqlchannels.protocols``).
+
+Its whole life runs inside one ``try``/``finally``: however the connection ends (the client
+closes or vanishes, a handler or a user's hook raises, the server cancels the application
+on shutdown), the same teardown runs, and it runs once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import uuid
@@ -20,7 +25,7 @@ from channels.utils import await_many_dispatch
 from django.core.exceptions import PermissionDenied
 from graphql import GraphQLError, GraphQLSchema
 
-from . import conf, signals
+from . import conf, drain, signals
 from .context import GraphQLWSContext
 from .execution import Executor, OperationRequest, resolve_schema
 from .hub import Hub, LayerMissing, get_hub
@@ -33,6 +38,7 @@ from .protocols import (
     OperationRefused,
     ProtocolOptions,
 )
+from .servers import ServerSocket
 
 logger = logging.getLogger("gqlchannels.consumer")
 
@@ -85,6 +91,11 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         self.connection_id = uuid.uuid4().hex
         #: This process's hub, which reaches the connection from other processes.
         self.hub: Hub | None = None
+        self.socket: ServerSocket
+        self._drain: drain.LoopDrain | None = None
+        #: Set once this side has sent its close frame: the connection is over for us.
+        self._closed_here = asyncio.Event()
+        self._torn_down = False
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> Any:
@@ -101,24 +112,87 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
     # -- ASGI plumbing ---------------------------------------------------------------------
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Run the connection on the client's frames alone.
+        """Run the connection on the client's frames alone, and tear it down however it ends.
 
         Broadcast events arrive through the per-process hub, so this consumer does not listen
-        on a channel of its own and a channel-layer fault cannot end the connection.
+        on a channel of its own and a channel-layer fault cannot end the connection. Once it
+        has sent a close frame itself, it ends without waiting for the server's
+        ``websocket.disconnect`` (which some servers send only after the client's answer). A
+        cancellation while the socket is open is the server stopping (Daphne cancels every
+        application on shutdown and sends no close frame): the client gets 1012 first.
         """
         self.scope = scope
         self.base_send = send
+        self.socket = ServerSocket(send)
         try:
-            await await_many_dispatch([receive], self.dispatch)
+            await await_many_dispatch([receive, self._closed_by_us], self.dispatch)
         except StopConsumer:
             pass
+        except asyncio.CancelledError:
+            if self.socket_state is SocketState.OPEN and self._drain is not None:
+                self._drain.stopping = True
+                await self.server_stopping()
+            raise
+        finally:
+            await self._teardown()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        """Route one ASGI event to its handler (without a database round trip per frame)."""
+        """Route one ASGI event to its handler (without a database round trip per frame).
+
+        An exception from a handler is a fault of ours or of a hook, never of the client: it
+        is logged once with its traceback, the connection closes 4500 (legacy sends
+        ``connection_error`` first) and the consumer ends, so the teardown runs.
+        """
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            logger.exception(
+                "Internal error handling %s on connection %s", message["type"], self.connection_id
+            )
+            await self._internal_error()
+            raise StopConsumer from None
+
+    async def _closed_by_us(self) -> dict[str, Any]:
+        """A ``websocket.disconnect`` of our own, once this side has closed the socket."""
+        await self._closed_here.wait()
+        return {"type": "websocket.disconnect", "code": None}
+
+    async def _internal_error(self) -> None:
+        try:
+            if self.protocol is not None:
+                await self.protocol.internal_error()
+            else:
+                await self.close(CloseCode.INTERNAL_SERVER_ERROR, "Internal server error")
+        except Exception:  # the connection ends anyway; the first traceback says why
+            logger.debug("Could not report the internal error to the client", exc_info=True)
+
+    async def _teardown(self) -> None:
+        """Stop every operation and wait (bounded) for each one's ``finally``, leave the hub,
+        close the registry rows and run ``on_disconnect``; once, whatever ended the connection.
+        """
+        if self._torn_down:
+            return
+        self._torn_down = True
+        self.socket_state = SocketState.CLOSED
+        try:
+            if self.protocol is not None:
+                await self.protocol.stop()
+        finally:
+            if self.hub is not None:
+                self.hub.detach(self.connection_id)
+            if self.protocol is not None:
+                _send_robust(signals.connection_closed, type(self), consumer=self)
+            try:
+                await self.on_disconnect()
+            except Exception:
+                logger.exception("on_disconnect raised on connection %s", self.connection_id)
+            if self._drain is not None:
+                await self._drain.left(self)
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         """Accept with the client's preferred enabled subprotocol, or accept and close 4406."""
@@ -126,6 +200,10 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         chosen = self.choose_subprotocol(self.scope.get("subprotocols") or [])
         await self.accept(chosen)
         self.socket_state = SocketState.OPEN
+        self._drain = drain.watch(self)
+        if self._drain.stopping:
+            await self.server_stopping()
+            return
         if chosen is None:
             await self.close(CloseCode.SUBPROTOCOL_NOT_ACCEPTABLE, "Subprotocol not acceptable")
             return
@@ -139,7 +217,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             )
         else:
             self.hub.attach(self.connection_id, self)
-        signals.connection_opened.send(sender=type(self), consumer=self)
+        _send_robust(signals.connection_opened, type(self), consumer=self)
 
     def choose_subprotocol(self, offered: list[str]) -> str | None:
         """The first subprotocol in the client's order that is enabled here."""
@@ -176,32 +254,33 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         await self.protocol.receive(decoded)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        """Cancel every operation and wait (bounded) until each one's ``finally`` has run."""
+        """The socket is gone: end the consumer (its teardown runs in ``__call__``)."""
         self.socket_state = SocketState.CLOSED
-        if self.protocol is not None:
-            await self.protocol.stop()
-            if self.hub is not None:
-                self.hub.detach(self.connection_id)
-            signals.connection_closed.send(sender=type(self), consumer=self)
-        await self.on_disconnect()
         raise StopConsumer
+
+    async def server_stopping(self) -> None:
+        """Close with 1012 (Service Restart): the server is stopping, come back soon."""
+        await self.close(CloseCode.SERVICE_RESTART, "Service Restart")
 
     # -- the Connection interface the protocols use -------------------------------------------
 
     async def send_message(self, message: dict[str, Any]) -> None:
         """Send one frame, or drop it quietly when the socket is closing or gone.
 
-        Servers differ when the client has left: Daphne drops the frame, uvicorn raises. Both
-        end here as the same debug-level no-op, so a late pong or result is never an error.
+        Servers differ when the client has left: Daphne drops the frame, uvicorn raises
+        OSError (``ClientDisconnected``). Both end here as the same debug-level no-op, so a
+        late pong or result is never an error. Only that is swallowed: a message that cannot
+        be encoded raises UnencodableJSON to the caller, and the socket stays as it was.
         """
         if self.socket_state is not SocketState.OPEN:
             logger.debug(
                 "Dropped %s frame: socket %s", message.get("type"), self.socket_state.value
             )
             return
+        text = dumps(message)
         try:
-            await self.base_send({"type": "websocket.send", "text": dumps(message)})
-        except Exception as exc:
+            await self.socket.send_text(text)
+        except OSError as exc:
             self.socket_state = SocketState.CLOSED
             logger.debug("Dropped %s frame: the socket is gone (%r)", message.get("type"), exc)
 
@@ -210,14 +289,11 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         if self.socket_state is not SocketState.OPEN:
             return
         self.socket_state = SocketState.CLOSED
-        # A plain int: Daphne (autobahn) refuses an IntEnum member and would send no close.
-        close_message: dict[str, Any] = {"type": "websocket.close", "code": int(code or 1000)}
-        if reason:
-            close_message["reason"] = reason
         try:
-            await self.base_send(close_message)
-        except Exception as exc:
+            await self.socket.close(code or CloseCode.NORMAL, reason or "")
+        except OSError as exc:
             logger.debug("Close frame not sent: the socket is gone (%r)", exc)
+        self._closed_here.set()
         if self.protocol is not None:
             self.protocol.halt()
 
@@ -254,7 +330,9 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     def operation_finished(self, operation_id: str) -> None:
         """Announce the end of an operation that ``admit`` let in."""
-        signals.operation_finished.send(sender=type(self), consumer=self, operation_id=operation_id)
+        _send_robust(
+            signals.operation_finished, type(self), consumer=self, operation_id=operation_id
+        )
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -280,6 +358,13 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     async def on_disconnect(self) -> None:
         """Called once the socket has closed and every operation has finished."""
+
+
+def _send_robust(signal: Any, sender: type, **named: Any) -> None:
+    """Send ``signal``; a receiver that raises is logged and does not stop the others."""
+    for receiver, response in signal.send_robust(sender=sender, **named):
+        if isinstance(response, Exception):
+            logger.error("Receiver %r of %s raised", receiver, signal, exc_info=response)
 
 
 def _check_options(options: dict[str, Any]) -> None:

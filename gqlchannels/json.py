@@ -16,11 +16,21 @@ class MalformedJSON(ValueError):
     """A frame that is not valid JSON (including nesting too deep to decode)."""
 
 
+class UnencodableJSON(TypeError):
+    """A value that cannot be encoded as JSON (nested too deep, an integer too large for the
+    encoder, a type it does not know): a fault of the value, never of the socket."""
+
+
 if orjson is not None:
 
     def dumps(value: Any, sort_keys: bool = False) -> str:
-        """Encode ``value`` as a compact JSON text (with object keys sorted if asked)."""
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None).decode()
+        """Encode ``value`` as a compact JSON text (with object keys sorted if asked); raise
+        UnencodableJSON for a value orjson refuses (deeper than 254 levels, an integer over
+        64 bits, an unknown type)."""
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None).decode()
+        except orjson.JSONEncodeError as exc:
+            raise UnencodableJSON(str(exc)) from None
 
     def preencoded(value: Any) -> Any:
         """``value`` encoded once, for embedding as is in many frames that ``dumps`` encodes."""
@@ -36,10 +46,14 @@ if orjson is not None:
 else:  # pragma: no cover
 
     def dumps(value: Any, sort_keys: bool = False) -> str:
-        """Encode ``value`` as a compact JSON text (with object keys sorted if asked)."""
-        return _stdlib_json.dumps(
-            value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys
-        )
+        """Encode ``value`` as a compact JSON text (with object keys sorted if asked); raise
+        UnencodableJSON for a value the standard library refuses."""
+        try:
+            return _stdlib_json.dumps(
+                value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys
+            )
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise UnencodableJSON(str(exc)) from None
 
     def preencoded(value: Any) -> Any:
         """``value`` itself: the standard library cannot embed encoded JSON, so ``dumps``

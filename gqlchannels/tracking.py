@@ -32,7 +32,7 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 from graphql import get_operation_ast
 
-from . import conf, signals
+from . import conf, drain, signals
 from .loops import PerLoop
 from .redaction import clean_text, redact_variables
 
@@ -640,10 +640,18 @@ _RECEIVERS = (
 )
 
 
+async def _flush_before_stop() -> None:
+    """Write the deletes of a stopping loop's closed connections before its server exits."""
+    tracker = _trackers.peek()
+    if tracker is not None:
+        await tracker.flush()
+
+
 def connect() -> None:
     """Connect the receivers to the connection signals; idempotent."""
     for signal, receiver, uid in _RECEIVERS:
         signal.connect(receiver, dispatch_uid=uid)
+    drain.on_drained(_flush_before_stop)
 
 
 def disconnect() -> None:

@@ -1,11 +1,13 @@
-"""Run the demo project in a real ``daphne`` process for end-to-end tests.
+"""Run the demo project in a real ``daphne`` (or ``uvicorn``) process for end-to-end tests.
 
 ``running_daphne(directory)`` migrates a fresh SQLite database in ``directory``, starts
 ``python -m daphne`` on a free port of 127.0.0.1, waits until it accepts TCP connections and
 yields a ``LiveServer``; on exit it stops exactly that process (by the PID it started) and
-keeps its output for inspection. ``REDIS_URL`` in the environment is passed on, so the same
-tests can run on channels-redis instead of the in-memory channel layer; ``env`` adds or
-overrides variables for one server (its Redis, ``GQLCHANNELS_*`` settings of the demo).
+keeps its output for inspection. ``running_server(directory, "uvicorn", application=...)``
+does the same with another server or ASGI application. ``REDIS_URL`` in the environment is
+passed on, so the same tests can run on channels-redis instead of the in-memory channel
+layer; ``env`` adds or overrides variables for one server (its Redis, ``GQLCHANNELS_*``
+settings of the demo).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class ServerFailed(RuntimeError):
 
 @dataclass
 class LiveServer:
-    """A started daphne process: where to reach it, and what it printed."""
+    """A started server process: where to reach it, and what it printed."""
 
     process: subprocess.Popen[bytes]
     port: int
@@ -67,6 +69,15 @@ class LiveServer:
     def output(self) -> str:
         """Everything the server wrote to stderr so far (Python logging goes there)."""
         return self.stderr_path.read_text(errors="replace")
+
+    def terminate(self) -> None:
+        """Send SIGTERM, as a process manager does on a deploy (only this process, by PID)."""
+        self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for the process to exit; its exit code."""
+        self.exit_code = self.process.wait(timeout=timeout)
+        return self.exit_code
 
     def stop(self) -> int:
         """Terminate the server (SIGTERM, then SIGKILL after ``SHUTDOWN_TIMEOUT``); idempotent.
@@ -144,15 +155,28 @@ def _accepts_connections(port: int) -> bool:
         return False
 
 
-def _start(directory: Path, env: dict[str, str], attempt: int, verbosity: int | None) -> LiveServer:
-    port = free_port()
-    stdout_path = directory / f"daphne-{attempt}.out"
-    stderr_path = directory / f"daphne-{attempt}.err"
-    # Files, not pipes: a pipe nobody reads fills up and then blocks the server's logging.
+def _command(server: str, port: int, application: str, verbosity: int | None) -> list[str]:
+    if server == "uvicorn":
+        return [sys.executable, "-m", "uvicorn", "--host", HOST, "--port", str(port), application]
     command = [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port)]
     if verbosity is not None:
         command += ["-v", str(verbosity)]
-    command.append(ASGI_APPLICATION)
+    return [*command, application]
+
+
+def _start(
+    directory: Path,
+    env: dict[str, str],
+    attempt: int,
+    verbosity: int | None,
+    server: str = "daphne",
+    application: str = ASGI_APPLICATION,
+) -> LiveServer:
+    port = free_port()
+    stdout_path = directory / f"{server}-{attempt}.out"
+    stderr_path = directory / f"{server}-{attempt}.err"
+    # Files, not pipes: a pipe nobody reads fills up and then blocks the server's logging.
+    command = _command(server, port, application, verbosity)
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
             command,
@@ -170,7 +194,7 @@ def _wait_until_up(server: LiveServer) -> None:
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise ServerFailed(
-                f"daphne exited with {server.process.returncode} before accepting "
+                f"the server exited with {server.process.returncode} before accepting "
                 f"connections:\n{server.output()}"
             )
         if _accepts_connections(server.port):
@@ -178,7 +202,7 @@ def _wait_until_up(server: LiveServer) -> None:
         time.sleep(0.05)
     server.stop()
     raise ServerFailed(
-        f"daphne did not accept connections within {STARTUP_TIMEOUT}s:\n{server.output()}"
+        f"the server did not accept connections within {STARTUP_TIMEOUT}s:\n{server.output()}"
     )
 
 
@@ -190,6 +214,22 @@ def running_daphne(
     database: Path | None = None,
 ) -> Iterator[LiveServer]:
     """Migrate a database in ``directory``, serve the demo from daphne, stop it on exit.
+    (``running_server`` with daphne and the demo's application; see there.)"""
+    with running_server(directory, verbosity=verbosity, env=env, database=database) as live:
+        yield live
+
+
+@contextlib.contextmanager
+def running_server(
+    directory: Path,
+    server: str = "daphne",
+    application: str = ASGI_APPLICATION,
+    verbosity: int | None = None,
+    env: dict[str, str] | None = None,
+    database: Path | None = None,
+) -> Iterator[LiveServer]:
+    """Migrate a database in ``directory``, serve ``application`` from ``server`` (daphne or
+    uvicorn), stop it on exit.
 
     ``verbosity`` is daphne's ``-v``: at 2 and above it also logs Twisted's own errors,
     which it otherwise discards. ``env`` is added to the environment of ``migrate`` and of
@@ -201,18 +241,21 @@ def running_daphne(
     env = server_environment(database or directory / "db.sqlite3", env)
     manage(env, "migrate", "--noinput")
     for attempt in range(1, PORT_ATTEMPTS + 1):
-        server = _start(directory, env, attempt, verbosity)
+        live = _start(directory, env, attempt, verbosity, server, application)
         try:
-            _wait_until_up(server)
+            _wait_until_up(live)
         except BaseException as failure:
-            server.stop()
-            # Another process may have bound the port between free_port() and daphne.
-            taken = isinstance(failure, ServerFailed) and "Address already in use" in str(failure)
+            live.stop()
+            # Another process may have bound the port between free_port() and the server.
+            text = str(failure)
+            taken = isinstance(failure, ServerFailed) and (
+                "Address already in use" in text or "address already in use" in text
+            )
             if taken and attempt < PORT_ATTEMPTS:
                 continue
             raise
         break
     try:
-        yield server
+        yield live
     finally:
-        server.stop()
+        live.stop()

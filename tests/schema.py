@@ -19,6 +19,7 @@ from graphql import (
     GraphQLInt,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLScalarType,
     GraphQLSchema,
     GraphQLString,
 )
@@ -101,6 +102,18 @@ def _identity(event: Any, info: Any, **args: Any) -> Any:
     return event
 
 
+def _nested(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+#: A scalar serialised as the resolver returned it, so a resolver can hand the JSON encoder
+#: what it refuses (nesting deeper than it encodes, an integer over 64 bits).
+raw = GraphQLScalarType("Raw", serialize=lambda value: value)
+
+
 query = GraphQLObjectType(
     "Query",
     {
@@ -115,6 +128,12 @@ query = GraphQLObjectType(
             GraphQLString, args={"seconds": GraphQLArgument(GraphQLFloat)}, resolve=_slow
         ),
         "userCount": GraphQLField(GraphQLInt, resolve=_user_count),
+        "nested": GraphQLField(
+            raw,
+            args={"levels": GraphQLArgument(GraphQLNonNull(GraphQLInt))},
+            resolve=lambda root, info, levels: _nested(levels),
+        ),
+        "hugeInteger": GraphQLField(raw, resolve=lambda root, info: 2**70),
         "whoami": GraphQLField(GraphQLString, resolve=_context_user),
         "connectionParam": GraphQLField(
             GraphQLString,

@@ -28,16 +28,18 @@ from typing import Any
 
 import pytest
 import redis
-import websockets
 
 from tests.live_server import ORIGIN, PROJECT_ROOT, LiveServer, running_daphne
+from tests.ws_client import RawClient
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 
 #: Upper bound of every wait, in seconds.
 TIMEOUT = 15.0
-#: Short tracking timings, so that a killed server's rows go stale within the test.
+#: Short tracking timings, so that a killed server's rows go stale within the test; no server
+#: pings, which clients that do not read for a while (a1 during the audits) would not answer.
 TRACKING_ENV = {
+    "GQLCHANNELS_KEEPALIVE_INTERVAL": "3600",
     "GQLCHANNELS_TRACKING": "1",
     "GQLCHANNELS_TRACKING_FLUSH_INTERVAL": "0.2",
     "GQLCHANNELS_HEARTBEAT_INTERVAL": "0.5",
@@ -126,61 +128,24 @@ def of_server(rows: dict[str, dict[str, Any]], server: LiveServer) -> set[str]:
 # -- clients ---------------------------------------------------------------------------------
 
 
-class Client:
+class Client(RawClient):
     """A graphql-transport-ws client with one ``messageAdded`` subscription."""
-
-    def __init__(self, ws: Any):
-        self.ws = ws
 
     @classmethod
     async def open(cls, server: LiveServer, room: str) -> Client:
         """Connect, get acknowledged, subscribe to ``room``."""
-        ws = await websockets.connect(
-            server.ws_url,
-            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-            additional_headers={"Origin": ORIGIN},
-            open_timeout=TIMEOUT,
-            close_timeout=TIMEOUT,
-        )
-        client = cls(ws)
+        client = await cls.connect(server.ws_url, "graphql-transport-ws", {"Origin": ORIGIN})
+        assert isinstance(client, Client)
         await client.send({"type": "connection_init", "payload": {}})
         assert (await client.frame())["type"] == "connection_ack"
         query = f'subscription {{ messageAdded(room: "{room}") {{ text }} }}'
         await client.send({"type": "subscribe", "id": "chat", "payload": {"query": query}})
         return client
 
-    async def send(self, message: dict[str, Any]) -> None:
-        """Send one frame."""
-        await asyncio.wait_for(self.ws.send(json.dumps(message)), TIMEOUT)
-
-    async def frame(self) -> dict[str, Any]:
-        """The next frame other than a server ping (answered)."""
-
-        async def read() -> dict[str, Any]:
-            while True:
-                frame = json.loads(await self.ws.recv())
-                if frame.get("type") != "ping":
-                    return frame
-                await self.ws.send(json.dumps({"type": "pong"}))
-
-        return await asyncio.wait_for(read(), TIMEOUT)
-
     async def still_served(self) -> None:
         """Our ping gets the server's pong."""
         await self.send({"type": "ping"})
         assert (await self.frame())["type"] == "pong"
-
-    async def close_code(self) -> int | None:
-        """Wait for the connection to end; the close code received (None: none came)."""
-        try:
-            while True:
-                await self.frame()
-        except websockets.ConnectionClosed as closed:
-            return closed.rcvd.code if closed.rcvd else None
-
-    async def close(self) -> None:
-        """Close politely (a no-op when closed already)."""
-        await asyncio.wait_for(self.ws.close(), TIMEOUT)
 
 
 # -- the admin, over HTTP --------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from ..execution import MASKED_MESSAGE, Executor, OperationFailed, OperationRequest
+from ..json import UnencodableJSON
 
 logger = logging.getLogger("gqlchannels.protocols")
 
@@ -24,9 +25,14 @@ MAX_CLOSE_REASON_BYTES = 123
 
 
 class CloseCode(enum.IntEnum):
-    """WebSocket close codes gqlchannels sends (all within what Daphne allows: 1000, 3000-4999)."""
+    """WebSocket close codes gqlchannels sends.
+
+    All but SERVICE_RESTART are within what Daphne relays as ``websocket.close`` (1000,
+    3000-4999); ``gqlchannels.servers`` sends 1012 under Daphne as a plain close frame.
+    """
 
     NORMAL = 1000
+    SERVICE_RESTART = 1012
     KEEPALIVE_TIMEOUT = 3008
     DISCONNECTED_BY_SERVER = 4000
     BAD_REQUEST = 4400
@@ -36,6 +42,7 @@ class CloseCode(enum.IntEnum):
     CONNECTION_INIT_TIMEOUT = 4408
     SUBSCRIBER_ALREADY_EXISTS = 4409
     TOO_MANY_INIT_REQUESTS = 4429
+    INTERNAL_SERVER_ERROR = 4500
 
 
 class ConnectionRejected(Exception):
@@ -153,6 +160,11 @@ class OperationRegistry:
         self._unfinished.discard(task)
         if self._active.get(operation_id) is task:
             del self._active[operation_id]
+        if not task.cancelled() and task.exception() is not None:
+            # The operation catches its own errors; this is a fault in our code or a hook.
+            logger.error(
+                "Operation %s ended with an exception", operation_id, exc_info=task.exception()
+            )
 
 
 class ConnectionState(enum.Enum):
@@ -193,6 +205,10 @@ class BaseProtocol(ABC):
     @abstractmethod
     async def receive_malformed(self, reason: str) -> None:
         """Handle a frame that could not be decoded, was binary, or was too large."""
+
+    async def internal_error(self) -> None:
+        """Close 4500 after a fault of the server's own (legacy first says so in a frame)."""
+        await self.connection.close(CloseCode.INTERNAL_SERVER_ERROR, MASKED_MESSAGE)
 
     def halt(self) -> None:
         """Cancel timers and every operation without waiting (the socket is closing)."""
@@ -275,6 +291,12 @@ class BaseProtocol(ABC):
             await self._send_for(operation_id, self._error_message(operation_id, errors))
         except OperationFailed as failure:
             await self._send_for(operation_id, self._error_message(operation_id, failure.errors))
+        except UnencodableJSON as refusal:
+            logger.error(
+                "A result of operation %s cannot be encoded as JSON: %s", operation_id, refusal
+            )
+            errors = [{"message": "The result cannot be encoded as JSON"}]
+            await self._send_for(operation_id, self._error_message(operation_id, errors))
         except Exception:
             logger.exception("Operation %s failed unexpectedly", operation_id)
             errors = [{"message": MASKED_MESSAGE}]
@@ -307,11 +329,21 @@ class BaseProtocol(ABC):
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        """Run a connection-level task (timer, keepalive, init) that ``stop`` cancels."""
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a connection-level task (timer, keepalive, init) that ``stop`` cancels; a fault
+        in it (our code, or a hook such as ``on_connect``'s ack payload) closes 4500."""
         task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._background_done)
+        return task
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        logger.error("Internal error on a %s connection", self.name, exc_info=task.exception())
+        if self.state is not ConnectionState.CLOSED:
+            self._spawn(self.internal_error())
 
 
 def close_reason(text: str) -> str:

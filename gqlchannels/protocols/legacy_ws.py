@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ..execution import MASKED_MESSAGE
 from .base import (
     BaseProtocol,
     CloseCode,
@@ -44,6 +45,11 @@ class LegacyWSProtocol(BaseProtocol):
     async def receive_malformed(self, reason: str) -> None:
         """A frame that cannot be parsed gets ``connection_error``; the socket stays open."""
         await self._connection_error(reason)
+
+    async def internal_error(self) -> None:
+        """``connection_error`` first (legacy clients read no close codes), then close 4500."""
+        await self._connection_error(MASKED_MESSAGE)
+        await super().internal_error()
 
     async def _connection_error(self, message: str) -> None:
         await self.connection.send_message(

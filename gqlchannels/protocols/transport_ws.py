@@ -127,11 +127,7 @@ class TransportWSProtocol(BaseProtocol):
             return
         self._ping_in_flight = self._frames_sent
         if self.options.pong_timeout is not None:
-            self._pong_deadline = asyncio.get_running_loop().create_task(
-                self._expect_pong(self.options.pong_timeout)
-            )
-            self._background.add(self._pong_deadline)
-            self._pong_deadline.add_done_callback(self._background.discard)
+            self._pong_deadline = self._spawn(self._expect_pong(self.options.pong_timeout))
         await self.connection.send_message({"type": "ping"})
 
     async def _expect_pong(self, timeout: float) -> None:
