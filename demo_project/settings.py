@@ -99,6 +99,7 @@ for _name, _type in (
     ("KEEPALIVE_INTERVAL", float),
     ("PONG_TIMEOUT", float),
     ("SEND_WINDOW", int),
+    ("MAX_OUTBOUND_BUFFER_BYTES", int),
     ("SUBSCRIPTION_BUFFER_SIZE", int),
     ("TRACKING", _flag),
     ("TRACKING_FLUSH_INTERVAL", float),

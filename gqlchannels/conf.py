@@ -28,6 +28,10 @@ DEFAULTS: dict[str, Any] = {
     # graphql-transport-ws flow control: operation frames sent but not yet proven read (by a
     # pong to a later ping); at this many the connection's operations wait for the client.
     "SEND_WINDOW": 500,
+    # Bytes the server may hold for one client that it has not read (Daphne buffers without
+    # bound; uvicorn's transports say how much they hold); past this the client is taken for a
+    # stalled reader and closed with 4413, whatever the protocol.
+    "MAX_OUTBOUND_BUFFER_BYTES": 4 * 1024 * 1024,
     # Operations running at once on one connection; one more gets an ``error`` message.
     "MAX_OPERATIONS_PER_CONNECTION": 100,
     # Largest frame accepted, in bytes (UTF-8); larger: close 4400 / legacy ``connection_error``.
@@ -85,6 +89,7 @@ CONSUMER_OPTIONS = (
     "max_message_bytes",
     "disconnect_timeout",
     "send_window",
+    "max_outbound_buffer_bytes",
 )
 
 

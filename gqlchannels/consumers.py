@@ -93,6 +93,8 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         self.hub: Hub | None = None
         self.socket: ServerSocket
         self._drain: drain.LoopDrain | None = None
+        #: Bytes the server may hold for this client before it counts as not reading.
+        self._outbound_budget = 0
         #: Set once this side has sent its close frame: the connection is over for us.
         self._closed_here = asyncio.Event()
         self._torn_down = False
@@ -200,6 +202,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         chosen = self.choose_subprotocol(self.scope.get("subprotocols") or [])
         await self.accept(chosen)
         self.socket_state = SocketState.OPEN
+        self._outbound_budget = self.option("max_outbound_buffer_bytes")
         self._drain = drain.watch(self)
         if self._drain.stopping:
             await self.server_stopping()
@@ -278,11 +281,29 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             )
             return
         text = dumps(message)
+        buffered = self.socket.buffered_bytes()
+        if buffered is not None and buffered > self._outbound_budget:
+            await self._close_stalled_reader(buffered)
+            return
         try:
             await self.socket.send_text(text)
         except OSError as exc:
             self.socket_state = SocketState.CLOSED
             logger.debug("Dropped %s frame: the socket is gone (%r)", message.get("type"), exc)
+
+    async def _close_stalled_reader(self, buffered: int) -> None:
+        """Close a client that stopped reading: the server holds more than the budget for it.
+
+        The close frame waits behind the unread bytes, so the server drops the TCP connection
+        after its close handshake timeout; either way the buffer is freed and the teardown runs.
+        """
+        logger.info(
+            "Closing connection %s: the client is not reading (%d bytes waiting, budget %d)",
+            self.connection_id,
+            buffered,
+            self._outbound_budget,
+        )
+        await self.close(CloseCode.CLIENT_NOT_READING, "Client not reading")
 
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the socket once, and stop every operation (their frames would be dropped)."""

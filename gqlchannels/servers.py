@@ -8,9 +8,14 @@ it matters for a clean stop:
   deploy, cannot be sent as ``websocket.close``. Daphne hands each application a ``send`` bound
   to its protocol object, which can send any close code as a plain close frame.
 - uvicorn sends whatever code it is given.
+- Daphne's ``send`` never waits: frames for a client that stopped reading pile up in
+  Twisted's write buffer, without bound, and nothing in ASGI says so. uvicorn's ``send``
+  waits while its transport is over the high-water mark. Both servers' transports can say
+  how many bytes they hold that the client has not taken: the only sound signal of a
+  stalled reader that works for the legacy protocol, which has no acknowledgement at all.
 
-``ServerSocket`` hides that difference behind one ``close(code, reason)``; everything else
-goes through the ASGI ``send`` unchanged.
+``ServerSocket`` hides these differences behind ``close(code, reason)`` and
+``buffered_bytes()``; everything else goes through the ASGI ``send`` unchanged.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class ServerSocket:
     def __init__(self, send: Send):
         self.send = send
         self._raw_closer = _daphne_protocol(send)
+        self._transport = _transport(send, self._raw_closer)
 
     async def send_text(self, text: str) -> None:
         """Send one text frame (the server may raise OSError when the client is gone)."""
@@ -53,6 +59,29 @@ class ServerSocket:
         if reason:
             message["reason"] = reason
         await self.send(message)
+
+    def buffered_bytes(self) -> int | None:
+        """Bytes the server holds for this socket that the kernel has not taken yet (the
+        client is not reading them), or None when the server does not say."""
+        transport = self._transport
+        if transport is None:
+            return None
+        size = getattr(transport, "get_write_buffer_size", None)
+        if size is not None:  # asyncio (uvicorn)
+            return int(size())
+        # Twisted (Daphne): what is left of the buffer being written, plus what waits behind.
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+
+def _transport(send: Send, daphne_protocol: Any) -> Any:
+    """The transport under ``send``: Twisted's under Daphne, asyncio's under uvicorn."""
+    if daphne_protocol is not None:
+        transport = getattr(daphne_protocol, "transport", None)
+        if all(hasattr(transport, name) for name in ("dataBuffer", "offset", "_tempDataLen")):
+            return transport
+        return None
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    return transport if hasattr(transport, "get_write_buffer_size") else None
 
 
 def _daphne_protocol(send: Send) -> Any:

@@ -1,13 +1,15 @@
-"""An ASGI application for tests that stop real server processes.
+"""An ASGI application for tests that stop real server processes or stop reading from them.
 
 Its subscription ``held(key)`` answers ``"ready"`` at once, then listens to a topic until it
-is stopped; its start and its ``finally`` are appended as lines (``start <key>``,
+is stopped; ``flood(key, size)`` sends strings of ``size`` characters as fast as the server
+takes them. Their start and their ``finally`` are appended as lines (``start <key>``,
 ``finally <key>``) to the file named by ``GQLCHANNELS_TEST_EVENTS``, so a test can read,
-after the server process has exited, which ``finally`` blocks ran.
+even after the server process has exited, which ``finally`` blocks ran.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -21,6 +23,7 @@ from django.urls import path  # noqa: E402
 from graphql import (  # noqa: E402
     GraphQLArgument,
     GraphQLField,
+    GraphQLInt,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
@@ -47,6 +50,17 @@ async def _held(root: Any, info: Any, key: str) -> Any:
         record(f"finally {key}")
 
 
+async def _flood(root: Any, info: Any, key: str, size: int) -> Any:
+    record(f"start {key}")
+    try:
+        text = "x" * size
+        while True:
+            yield text
+            await asyncio.sleep(0)
+    finally:
+        record(f"finally {key}")
+
+
 schema = GraphQLSchema(
     query=GraphQLObjectType("Query", {"ok": GraphQLField(GraphQLString, resolve=lambda *_: "ok")}),
     subscription=GraphQLObjectType(
@@ -57,7 +71,16 @@ schema = GraphQLSchema(
                 args={"key": GraphQLArgument(GraphQLNonNull(GraphQLString))},
                 subscribe=_held,
                 resolve=lambda event, info, key: event,
-            )
+            ),
+            "flood": GraphQLField(
+                GraphQLString,
+                args={
+                    "key": GraphQLArgument(GraphQLNonNull(GraphQLString)),
+                    "size": GraphQLArgument(GraphQLNonNull(GraphQLInt)),
+                },
+                subscribe=_flood,
+                resolve=lambda event, info, key, size: event,
+            ),
         },
     ),
 )
