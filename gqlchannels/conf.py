@@ -36,6 +36,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_OPERATIONS_PER_CONNECTION": 100,
     # Largest frame accepted, in bytes (UTF-8); larger: close 4400 / legacy ``connection_error``.
     "MAX_MESSAGE_BYTES": 1024 * 1024,
+    # Deepest nesting of objects and arrays a frame may have; deeper is treated as invalid
+    # JSON (close 4400 / legacy ``connection_error``). Keep it well under 254, the depth
+    # orjson can encode again (variables are encoded for cache keys and the registry).
+    "MAX_FRAME_DEPTH": 32,
     # Largest document the parser reads, in lexical tokens (bounds parse and validation cost).
     "MAX_DOCUMENT_TOKENS": 15_000,
     # Validation stops after this many errors, so a hostile document cannot flood the client.
@@ -87,6 +91,7 @@ CONSUMER_OPTIONS = (
     "pong_timeout",
     "max_operations_per_connection",
     "max_message_bytes",
+    "max_frame_depth",
     "disconnect_timeout",
     "send_window",
     "max_outbound_buffer_bytes",

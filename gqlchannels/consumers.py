@@ -250,7 +250,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             await self.protocol.receive_malformed(f"Message larger than {limit} bytes")
             return
         try:
-            decoded = loads(text)
+            decoded = loads(text, max_depth=self.option("max_frame_depth"))
         except MalformedJSON:
             await self.protocol.receive_malformed("Message is not valid JSON")
             return

@@ -11,12 +11,13 @@ import asyncio
 import enum
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from ..execution import MASKED_MESSAGE, Executor, OperationFailed, OperationRequest
 from ..json import UnencodableJSON
+from .messages import Field, message_type, mistyped_field
 
 logger = logging.getLogger("gqlchannels.protocols")
 
@@ -168,6 +169,10 @@ class OperationRegistry:
             )
 
 
+#: A protocol's handler of one message type, called with a message whose fields are checked.
+Handler = Callable[[Any, dict[str, Any]], Awaitable[None]]
+
+
 class ConnectionState(enum.Enum):
     """Where a connection is in its ``connection_init`` handshake."""
 
@@ -181,6 +186,9 @@ class BaseProtocol(ABC):
     """The state machine both subprotocols share; subclasses map it to their messages."""
 
     name: ClassVar[str]
+    #: Each client message type: its handler, and the fields the handler reads, which
+    #: ``receive`` checks first.
+    _handlers: ClassVar[dict[str, tuple[Handler, tuple[Field, ...]]]]
 
     def __init__(self, connection: Connection, options: ProtocolOptions):
         self.connection = connection
@@ -199,13 +207,35 @@ class BaseProtocol(ABC):
         if timeout is not None:
             self._spawn(self._expire_init(timeout))
 
-    @abstractmethod
     async def receive(self, message: Any) -> None:
-        """Handle one decoded frame (any JSON value)."""
+        """Handle one decoded frame (any JSON value): check the JSON type of every field its
+        type's handler reads, then run the handler; refuse anything else the protocol's way."""
+        if not isinstance(message, dict):
+            await self._refuse(None, "Message must be a JSON object")
+            return
+        kind = message_type(message)
+        if kind is None:
+            await self._refuse(message, "Message type must be a string")
+            return
+        known = self._handlers.get(kind)
+        if known is None:
+            await self._refuse(message, f"Invalid message type {kind!r}")
+            return
+        handler, fields = known
+        problem = mistyped_field(message, fields)
+        if problem is not None:
+            await self._refuse(message, f"Invalid {kind} message: {problem}")
+            return
+        await handler(self, message)
 
-    @abstractmethod
     async def receive_malformed(self, reason: str) -> None:
         """Handle a frame that could not be decoded, was binary, or was too large."""
+        await self._refuse(None, reason)
+
+    @abstractmethod
+    async def _refuse(self, message: dict[str, Any] | None, reason: str) -> None:
+        """Answer a frame the protocol cannot use; ``message`` is the frame when it is a JSON
+        object (its fields may have any JSON type), None when it is not."""
 
     async def internal_error(self) -> None:
         """Close 4500 after a fault of the server's own (legacy first says so in a frame)."""
@@ -353,25 +383,3 @@ def close_reason(text: str) -> str:
     if len(encoded) <= MAX_CLOSE_REASON_BYTES:
         return text
     return encoded[: MAX_CLOSE_REASON_BYTES - 3].decode(errors="ignore") + "..."
-
-
-def optional_object(value: Any) -> bool:
-    """Whether ``value`` is a JSON object or absent/null (the shape of every ``payload``)."""
-    return value is None or isinstance(value, dict)
-
-
-def parse_request(payload: Any) -> OperationRequest | None:
-    """The request in a ``subscribe`` / ``start`` payload, or None if it is malformed."""
-    if not isinstance(payload, dict):
-        return None
-    query = payload.get("query")
-    operation_name = payload.get("operationName")
-    variables = payload.get("variables")
-    extensions = payload.get("extensions")
-    if not isinstance(query, str) or not (
-        operation_name is None or isinstance(operation_name, str)
-    ):
-        return None
-    if not (optional_object(variables) and optional_object(extensions)):
-        return None
-    return OperationRequest(query, operation_name, variables, extensions)

@@ -12,13 +12,14 @@ import asyncio
 from typing import Any
 
 from ..execution import MASKED_MESSAGE
-from .base import (
-    BaseProtocol,
-    CloseCode,
-    ConnectionState,
-    close_reason,
-    optional_object,
-    parse_request,
+from .base import BaseProtocol, CloseCode, ConnectionState, close_reason
+from .messages import (
+    OPERATION_ID,
+    OPTIONAL_PAYLOAD,
+    REQUEST_PAYLOAD,
+    is_operation_id,
+    message_type,
+    operation_request,
 )
 
 
@@ -27,24 +28,21 @@ class LegacyWSProtocol(BaseProtocol):
 
     name = "graphql-ws"
 
-    async def receive(self, message: Any) -> None:
-        """Handle one decoded frame."""
-        if not isinstance(message, dict):
-            await self._connection_error("Message must be a JSON object")
-            return
-        handler = self._handlers.get(message.get("type"))  # type: ignore[arg-type]
-        if handler is not None:
-            await handler(self, message)
-        elif isinstance(message.get("id"), str):
-            await self._operation_error(
-                message["id"], f"Invalid message type {message.get('type')!r}"
-            )
+    async def _refuse(self, message: dict[str, Any] | None, reason: str) -> None:
+        """No close for a bad frame: an ``error`` for the operation it names by a usable id,
+        else ``connection_error``. A ``connection_init`` it cannot use ends the connection,
+        as a rejected one does."""
+        if message is None:
+            await self._connection_error(reason)
+        elif (
+            self.state is ConnectionState.WAITING_FOR_INIT
+            and message_type(message) == "connection_init"
+        ):
+            await self._reject(reason, CloseCode.BAD_REQUEST)
+        elif is_operation_id(message.get("id")):
+            await self._operation_error(message["id"], reason)
         else:
-            await self._connection_error(f"Invalid message type {message.get('type')!r}")
-
-    async def receive_malformed(self, reason: str) -> None:
-        """A frame that cannot be parsed gets ``connection_error``; the socket stays open."""
-        await self._connection_error(reason)
+            await self._connection_error(reason)
 
     async def internal_error(self) -> None:
         """``connection_error`` first (legacy clients read no close codes), then close 4500."""
@@ -62,49 +60,38 @@ class LegacyWSProtocol(BaseProtocol):
         )
 
     async def _on_connection_init(self, message: dict[str, Any]) -> None:
-        payload = message.get("payload")
         if self.state is not ConnectionState.WAITING_FOR_INIT:
             await self._connection_error("Connection already initialised")
-        elif not optional_object(payload):
-            await self._reject("connection_init payload must be an object", CloseCode.BAD_REQUEST)
         else:
             self.state = ConnectionState.INITIALISING
-            self._spawn(self._initialise(payload or {}))
+            self._spawn(self._initialise(message.get("payload") or {}))
 
     async def _reject(self, message: str, code: int = CloseCode.FORBIDDEN) -> None:
         await self._connection_error(message or "Forbidden")
         await self.connection.close(code, close_reason(message or "Forbidden"))
 
     async def _on_start(self, message: dict[str, Any]) -> None:
-        operation_id = message.get("id")
-        if not isinstance(operation_id, str) or not operation_id:
-            await self._connection_error("start needs a string id")
-            return
-        request = parse_request(message.get("payload"))
-        if request is None:
-            await self._operation_error(operation_id, "start needs a payload with a string query")
-        elif self.state is ConnectionState.WAITING_FOR_INIT:
+        operation_id = message["id"]
+        if self.state is ConnectionState.WAITING_FOR_INIT:
             await self._operation_error(operation_id, "connection_init must come before start")
         else:
             # A reused id replaces the operation running under it, as the reference server does.
             self.operations.cancel(operation_id)
-            await self._start_operation(operation_id, request)
+            await self._start_operation(operation_id, operation_request(message["payload"]))
 
     async def _on_stop(self, message: dict[str, Any]) -> None:
-        operation_id = message.get("id")
-        if not isinstance(operation_id, str):
-            await self._connection_error("stop needs a string id")
-        elif self.operations.cancel(operation_id):
+        operation_id = message["id"]
+        if self.operations.cancel(operation_id):
             await self.connection.send_message({"id": operation_id, "type": "complete"})
 
     async def _on_connection_terminate(self, message: dict[str, Any]) -> None:
         await self.connection.close(CloseCode.NORMAL, "")
 
     _handlers = {
-        "connection_init": _on_connection_init,
-        "start": _on_start,
-        "stop": _on_stop,
-        "connection_terminate": _on_connection_terminate,
+        "connection_init": (_on_connection_init, (OPTIONAL_PAYLOAD,)),
+        "start": (_on_start, (OPERATION_ID, REQUEST_PAYLOAD)),
+        "stop": (_on_stop, (OPERATION_ID,)),
+        "connection_terminate": (_on_connection_terminate, ()),
     }
 
     async def _after_ack(self) -> None:

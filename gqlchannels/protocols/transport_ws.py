@@ -10,14 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .base import (
-    BaseProtocol,
-    CloseCode,
-    ConnectionState,
-    close_reason,
-    optional_object,
-    parse_request,
-)
+from .base import BaseProtocol, CloseCode, ConnectionState, close_reason
+from .messages import OPERATION_ID, OPTIONAL_PAYLOAD, REQUEST_PAYLOAD, operation_request
 
 
 class TransportWSProtocol(BaseProtocol):
@@ -36,49 +30,27 @@ class TransportWSProtocol(BaseProtocol):
         self._pong_deadline: asyncio.Task[None] | None = None
         self._window_open = asyncio.Event()
 
-    async def receive(self, message: Any) -> None:
-        """Handle one decoded frame."""
-        if not isinstance(message, dict):
-            await self._bad_request("Message must be a JSON object")
-            return
-        handler = self._handlers.get(message.get("type"))  # type: ignore[arg-type]
-        if handler is None:
-            await self._bad_request(f"Invalid message type {message.get('type')!r}")
-            return
-        await handler(self, message)
-
-    async def receive_malformed(self, reason: str) -> None:
-        """Any frame that is not a JSON text object closes the socket with 4400."""
-        await self._bad_request(reason)
-
-    async def _bad_request(self, reason: str) -> None:
+    async def _refuse(self, message: dict[str, Any] | None, reason: str) -> None:
+        """Any frame that is not a message the spec defines closes the socket with 4400."""
         await self.connection.close(CloseCode.BAD_REQUEST, close_reason(reason))
 
     async def _on_connection_init(self, message: dict[str, Any]) -> None:
-        payload = message.get("payload")
-        if not optional_object(payload):
-            await self._bad_request("connection_init payload must be an object")
-        elif self.state is not ConnectionState.WAITING_FOR_INIT:
+        if self.state is not ConnectionState.WAITING_FOR_INIT:
             await self.connection.close(
                 CloseCode.TOO_MANY_INIT_REQUESTS, "Too many initialisation requests"
             )
         else:
             self.state = ConnectionState.INITIALISING
-            self._spawn(self._initialise(payload or {}))
+            self._spawn(self._initialise(message.get("payload") or {}))
 
     async def _reject(self, message: str) -> None:
         await self.connection.close(CloseCode.FORBIDDEN, close_reason(message or "Forbidden"))
 
     async def _on_ping(self, message: dict[str, Any]) -> None:
-        if not optional_object(message.get("payload")):
-            await self._bad_request("ping payload must be an object")
-        else:
-            await self.connection.send_message({"type": "pong"})
+        await self.connection.send_message({"type": "pong"})
 
     async def _on_pong(self, message: dict[str, Any]) -> None:
-        if not optional_object(message.get("payload")):
-            await self._bad_request("pong payload must be an object")
-        elif self._ping_in_flight is not None:
+        if self._ping_in_flight is not None:
             self._frames_read = self._ping_in_flight
             self._ping_in_flight = None
             if self._pong_deadline is not None:
@@ -86,11 +58,8 @@ class TransportWSProtocol(BaseProtocol):
             self._window_open.set()
 
     async def _on_subscribe(self, message: dict[str, Any]) -> None:
-        operation_id = message.get("id")
-        request = parse_request(message.get("payload"))
-        if not isinstance(operation_id, str) or not operation_id or request is None:
-            await self._bad_request("subscribe needs a string id and a payload with a string query")
-        elif self.state is not ConnectionState.ACKNOWLEDGED:
+        operation_id = message["id"]
+        if self.state is not ConnectionState.ACKNOWLEDGED:
             await self.connection.close(CloseCode.UNAUTHORIZED, "Unauthorized")
         elif operation_id in self.operations:
             await self.connection.close(
@@ -98,21 +67,17 @@ class TransportWSProtocol(BaseProtocol):
                 close_reason(f"Subscriber for {operation_id} already exists"),
             )
         else:
-            await self._start_operation(operation_id, request)
+            await self._start_operation(operation_id, operation_request(message["payload"]))
 
     async def _on_complete(self, message: dict[str, Any]) -> None:
-        operation_id = message.get("id")
-        if not isinstance(operation_id, str):
-            await self._bad_request("complete needs a string id")
-        else:
-            self.operations.cancel(operation_id)
+        self.operations.cancel(message["id"])
 
     _handlers = {
-        "connection_init": _on_connection_init,
-        "ping": _on_ping,
-        "pong": _on_pong,
-        "subscribe": _on_subscribe,
-        "complete": _on_complete,
+        "connection_init": (_on_connection_init, (OPTIONAL_PAYLOAD,)),
+        "ping": (_on_ping, (OPTIONAL_PAYLOAD,)),
+        "pong": (_on_pong, (OPTIONAL_PAYLOAD,)),
+        "subscribe": (_on_subscribe, (OPERATION_ID, REQUEST_PAYLOAD)),
+        "complete": (_on_complete, (OPERATION_ID,)),
     }
 
     async def _keepalive(self, interval: float) -> None:
