@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     # bound; uvicorn's transports say how much they hold); past this the client is taken for a
     # stalled reader and closed with 4413, whatever the protocol.
     "MAX_OUTBOUND_BUFFER_BYTES": 4 * 1024 * 1024,
+    # Longest operation id accepted, in characters: ids are echoed in every frame of their
+    # operation. Longer: close 4400 / legacy ``connection_error``.
+    "MAX_OPERATION_ID_LENGTH": 128,
     # Operations running at once on one connection; one more gets an ``error`` message.
     "MAX_OPERATIONS_PER_CONNECTION": 100,
     # Largest frame accepted, in bytes (UTF-8); larger: close 4400 / legacy ``connection_error``.
@@ -95,6 +98,7 @@ CONSUMER_OPTIONS = (
     "disconnect_timeout",
     "send_window",
     "max_outbound_buffer_bytes",
+    "max_operation_id_length",
 )
 
 

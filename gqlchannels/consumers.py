@@ -235,6 +235,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             max_operations_per_connection=self.option("max_operations_per_connection"),
             disconnect_timeout=self.option("disconnect_timeout"),
             send_window=self.option("send_window"),
+            max_operation_id_length=self.option("max_operation_id_length"),
         )
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:

@@ -252,3 +252,34 @@ async def test_max_frame_depth_setting_bounds_frames():
     communicator = await open_connection(keepalive_interval=None)
     await communicator.send_json_to(subscribe_with_variables("subscribe", nested(3)))
     assert (await closed_with(communicator))[0] == CloseCode.BAD_REQUEST
+
+
+async def test_transport_operation_id_longer_than_the_limit_closes_4400(fresh_probe):
+    communicator = await connection_with_live_subscription(TRANSPORT, fresh_probe)
+
+    await communicator.send_json_to(
+        {"type": "subscribe", "id": "i" * 129, "payload": {"query": "{ hello }"}}
+    )
+
+    code, reason = await closed_with(communicator)
+    assert (code, reason) == (4400, "Operation id longer than 128 characters")
+    assert await ended_every_operation(communicator, fresh_probe)
+
+
+async def test_legacy_operation_id_longer_than_the_limit_gets_connection_error_without_it(
+    fresh_probe,
+):
+    communicator = await connection_with_live_subscription(LEGACY, fresh_probe)
+
+    await communicator.send_json_to(
+        {"type": "start", "id": "i" * 129, "payload": {"query": "{ hello }"}}
+    )
+
+    assert await receive(communicator) == {
+        "type": "connection_error",
+        "payload": {"message": "Operation id longer than 128 characters"},
+    }
+    await communicator.send_json_to({"type": "start", "id": "i" * 128, "payload": HELLO})
+    assert (await receive(communicator))["type"] == "data"
+    assert fresh_probe.running() == ["live"]
+    assert await ended_every_operation(communicator, fresh_probe)

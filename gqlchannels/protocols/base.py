@@ -94,6 +94,7 @@ class ProtocolOptions:
     max_operations_per_connection: int = 100
     disconnect_timeout: float = 5.0
     send_window: int = 500
+    max_operation_id_length: int = 128
 
 
 class OperationRegistry:
@@ -225,6 +226,12 @@ class BaseProtocol(ABC):
         problem = mistyped_field(message, fields)
         if problem is not None:
             await self._refuse(message, f"Invalid {kind} message: {problem}")
+            return
+        operation_id = message.get("id")
+        limit = self.options.max_operation_id_length
+        if isinstance(operation_id, str) and len(operation_id) > limit:
+            # Refused as a frame without a usable id: echoing it would cost its size again.
+            await self._refuse(None, f"Operation id longer than {limit} characters")
             return
         await handler(self, message)
 
