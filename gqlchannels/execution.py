@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import graphql
-from channels.db import database_sync_to_async
 from django.utils.module_loading import import_string
 from graphql import (
     DocumentNode,
@@ -37,6 +36,9 @@ from graphql import (
 
 from . import sharing
 from .json import dumps, preencoded
+from .resolvers import BatchedSyncResolvers, execute_operation, inline
+
+__all__ = ["Executor", "OperationFailed", "OperationRequest", "inline", "resolve_schema"]
 
 logger = logging.getLogger("gqlchannels.execution")
 
@@ -95,54 +97,6 @@ class OperationFailed(Exception):
         self.errors = errors
 
 
-def inline(resolver: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a sync resolver as safe to run on the event loop (it never blocks)."""
-    resolver._gqlchannels_inline = True  # type: ignore[attr-defined]
-    return resolver
-
-
-def _runs_inline(info: Any) -> bool:
-    """Whether a field's resolver may run on the loop rather than in the database thread."""
-    # A subscription's root field maps an event already in memory: per event and per
-    # subscriber, a thread hop would cost more than the resolver itself.
-    if info.path.prev is None and info.operation.operation == OperationType.SUBSCRIPTION:
-        return True
-    resolver = info.parent_type.fields[info.field_name].resolve
-    try:
-        return _is_inline_resolver_cached(resolver)
-    except TypeError:  # an unhashable callable object
-        return _is_inline_resolver(resolver)
-
-
-def _is_inline_resolver(resolver: Callable[..., Any] | None) -> bool:
-    if resolver is None or getattr(resolver, "_gqlchannels_inline", False):
-        return True
-    return inspect.iscoroutinefunction(resolver) or inspect.isasyncgenfunction(resolver)
-
-
-#: Decided once per resolver: the check runs for every field of every result.
-_is_inline_resolver_cached = functools.lru_cache(maxsize=4096)(_is_inline_resolver)
-
-
-async def _resolve_in_thread(next_: Callable[..., Any], root: Any, info: Any, args: Any) -> Any:
-    result = await database_sync_to_async(next_)(root, info, **args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
-
-
-def offload_sync_resolvers(next_: Callable[..., Any], root: Any, info: Any, **args: Any) -> Any:
-    """graphql-core middleware: run plain sync resolvers in Django's database thread.
-
-    This is what lets a resolver use the ORM without ``SynchronousOnlyOperation`` and without
-    blocking the event loop. Default resolvers, async resolvers, resolvers marked ``@inline``
-    and subscription root fields run on the loop.
-    """
-    if _runs_inline(info):
-        return next_(root, info, **args)
-    return _resolve_in_thread(next_, root, info, args)
-
-
 class Executor:
     """Runs operations against one schema; owns its document cache and error policy."""
 
@@ -160,7 +114,7 @@ class Executor:
         self.cache_size = cache_size
         self.max_tokens = max_tokens
         self.max_validation_errors = max_validation_errors
-        self.middleware = [offload_sync_resolvers] if offload_sync else None
+        self.offload_sync = offload_sync
         self.debug_errors = debug_errors
         self._cache: OrderedDict[str, PreparedDocument] = OrderedDict()
 
@@ -212,12 +166,13 @@ class Executor:
             "context_value": context,
             "variable_values": request.variables,
             "operation_name": request.operation_name,
+            "middleware": self._middleware(),
         }
         if operation is not None and operation.operation == OperationType.SUBSCRIPTION:
             async for result in self._subscribe(request, kwargs):
                 yield result
             return
-        result = execute(**kwargs, middleware=self.middleware)
+        result = await execute_operation(execute, self.schema, operation, kwargs)
         if inspect.isawaitable(result):
             result = await result
         yield self._result_or_failure(result)
@@ -267,7 +222,7 @@ class Executor:
                 kwargs["context_value"],
                 kwargs["variable_values"],
                 kwargs["operation_name"],
-                middleware=self.middleware,
+                middleware=kwargs["middleware"],
             )
             if isinstance(built, list):
                 raise OperationFailed(self.format_errors(built))
@@ -277,16 +232,22 @@ class Executor:
                 return graphql.execute_subscription_event(built.build_per_event_executor(event))
 
         else:  # graphql-core 3.2
-            stream = create_source_event_stream(**kwargs)
+            stream = create_source_event_stream(
+                **{name: value for name, value in kwargs.items() if name != "middleware"}
+            )
 
             def execute_event(event: Any) -> Any:
-                return execute(**{**kwargs, "root_value": event}, middleware=self.middleware)
+                return execute(**{**kwargs, "root_value": event})
 
         if inspect.isawaitable(stream):
             stream = await stream
         if isinstance(stream, ExecutionResult):
             raise OperationFailed(self.format_errors(stream.errors or []))
         return aiter(stream), execute_event
+
+    def _middleware(self) -> list[Any] | None:
+        """The middleware of one operation: its own batch of sync resolvers (when offloaded)."""
+        return [BatchedSyncResolvers()] if self.offload_sync else None
 
     def _encoded(self, execute_event: Callable[[Any], Any], event: Any) -> Any:
         """An event's result, formatted and encoded once for every subscription sharing it."""

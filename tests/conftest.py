@@ -11,6 +11,7 @@ from tests import schema as test_schema
 def fresh_probe() -> test_schema.Probe:
     """Each test sees only its own subscriptions' start and ``finally`` events."""
     test_schema.probe.__init__()
+    test_schema.hops.__init__()
     return test_schema.probe
 
 
@@ -20,3 +21,9 @@ def database(transactional_db: None) -> None:
     thread, which checks its connection on every call (``close_old_connections``); SQLite's
     in-memory test database keeps that connection open across tests, so a test without
     database access would trip pytest-django's guard there."""
+
+
+@pytest.fixture
+def fresh_hops() -> test_schema.Hops:
+    """The database-thread hop counter of the test schema, from zero."""
+    return test_schema.hops

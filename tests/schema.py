@@ -7,6 +7,7 @@ tests can wait on those events (with timeouts) instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import defaultdict
 from typing import Any
 
@@ -109,6 +110,46 @@ def _nested(levels: int) -> Any:
     return value
 
 
+class Hops:
+    """Counts the database-thread hops that sync resolvers ran in.
+
+    Each hop runs its work in a fresh copy of the caller's context, so a context variable set
+    by the first resolver of a hop is seen by the others of the same hop and by no other.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._seen: contextvars.ContextVar[bool] = contextvars.ContextVar("hop", default=False)
+
+    def resolve(self, root: Any, info: Any) -> str:
+        if not self._seen.get():
+            self._seen.set(True)
+            self.count += 1
+        return "hopped"
+
+
+hops = Hops()
+
+
+def _sync_failure(root: Any, info: Any) -> str:
+    raise GraphQLError("this field failed")
+
+
+async def _async_object(root: Any, info: Any) -> dict[str, Any]:
+    return {}
+
+
+#: An object type whose fields are plain sync resolvers (each one may need the ORM).
+sync_object = GraphQLObjectType(
+    "SyncObject",
+    lambda: {
+        "hop": GraphQLField(GraphQLString, resolve=hops.resolve),
+        "child": GraphQLField(sync_object, resolve=lambda root, info: {}),
+        "fails": GraphQLField(GraphQLString, resolve=_sync_failure),
+    },
+)
+
+
 #: A scalar serialised as the resolver returned it, so a resolver can hand the JSON encoder
 #: what it refuses (nesting deeper than it encodes, an integer over 64 bits).
 raw = GraphQLScalarType("Raw", serialize=lambda value: value)
@@ -134,6 +175,9 @@ query = GraphQLObjectType(
             resolve=lambda root, info, levels: _nested(levels),
         ),
         "hugeInteger": GraphQLField(raw, resolve=lambda root, info: 2**70),
+        "hop": GraphQLField(GraphQLString, resolve=hops.resolve),
+        "syncObject": GraphQLField(sync_object, resolve=lambda root, info: {}),
+        "asyncObject": GraphQLField(sync_object, resolve=_async_object),
         "whoami": GraphQLField(GraphQLString, resolve=_context_user),
         "connectionParam": GraphQLField(
             GraphQLString,
