@@ -23,6 +23,8 @@ logger = logging.getLogger("gqlchannels.protocols")
 
 #: A close reason must fit the 123 bytes a close frame leaves for it.
 MAX_CLOSE_REASON_BYTES = 123
+#: Results an operation sends before it gives the event loop a turn, whatever its source does.
+RESULTS_PER_TURN = 16
 
 
 class CloseCode(enum.IntEnum):
@@ -322,8 +324,14 @@ class BaseProtocol(ABC):
         try:
             context = await self.connection.admit(operation_id, request)
             admitted = True
+            sent = 0
             async for result in self.connection.executor.run(request, context):
                 await self._send_for(operation_id, self._result_message(operation_id, result))
+                sent += 1
+                if sent % RESULTS_PER_TURN == 0:
+                    # A source that never suspends (and a server whose send never waits)
+                    # would otherwise keep the loop from every other connection.
+                    await asyncio.sleep(0)
         except OperationRefused as refusal:
             errors = [{"message": refusal.message}]
             await self._send_for(operation_id, self._error_message(operation_id, errors))
