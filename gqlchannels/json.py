@@ -37,14 +37,17 @@ def _nested_deeper_than(text: str | bytes, value: Any, limit: int) -> bool:
         brackets = text.count(b"[") + text.count(b"{")
     if brackets <= limit or not isinstance(value, _CONTAINERS):
         return False
+    if limit < 1:
+        return True
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         container, depth = stack.pop()
-        if depth > limit:
-            return True
         for item in container.values() if isinstance(container, dict) else container:
             if isinstance(item, _CONTAINERS):
-                stack.append((item, depth + 1))
+                if depth == limit:
+                    return True
+                if item:  # an empty one adds its level, checked above, and nothing below
+                    stack.append((item, depth + 1))
     return False
 
 
@@ -63,11 +66,8 @@ if orjson is not None:
         """``value`` encoded once, for embedding as is in many frames that ``dumps`` encodes."""
         return orjson.Fragment(orjson.dumps(value))
 
-    def _decode(text: str | bytes) -> Any:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedJSON(str(exc)) from None
+    _decode = orjson.loads
+    _DECODE_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError,)
 
 else:  # pragma: no cover
 
@@ -86,11 +86,8 @@ else:  # pragma: no cover
         encodes it again for every frame."""
         return value
 
-    def _decode(text: str | bytes) -> Any:
-        try:
-            return _stdlib_json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise MalformedJSON(str(exc)) from None
+    _decode = _stdlib_json.loads
+    _DECODE_ERRORS = (ValueError, RecursionError)
 
 
 def loads(text: str | bytes, max_depth: int | None = None) -> Any:
@@ -100,7 +97,10 @@ def loads(text: str | bytes, max_depth: int | None = None) -> Any:
     Bounding depth here keeps every decoded value encodable again: orjson decodes 1,024
     levels but encodes only 254, and cache keys, logs and stored variables encode frames' parts.
     """
-    value = _decode(text)
+    try:
+        value = _decode(text)
+    except _DECODE_ERRORS as exc:
+        raise MalformedJSON(str(exc)) from None
     if max_depth is not None and _nested_deeper_than(text, value, max_depth):
         raise MalformedJSON(f"nested more than {max_depth} levels deep")
     return value

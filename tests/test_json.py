@@ -51,3 +51,8 @@ def test_without_max_depth_nesting_is_bounded_only_by_the_decoder():
 def test_nesting_the_decoder_refuses_is_malformed():
     with pytest.raises(MalformedJSON):
         loads(nested_arrays(100_000))
+
+
+def test_max_depth_zero_refuses_any_object_or_array():
+    with pytest.raises(MalformedJSON):
+        loads("{}", max_depth=0)

@@ -17,7 +17,8 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
-from gqlchannels import CloseCode
+from gqlchannels import CloseCode, tracking
+from gqlchannels.models import Connection, Subscription
 from tests.helpers import LEGACY, TIMEOUT, TRANSPORT, closed_with, open_connection, receive, start
 from tests.schema import Probe
 
@@ -181,6 +182,30 @@ async def test_legacy_mistyped_frame_with_a_usable_id_gets_an_error_for_it_and_c
     assert answer["type"] == "error" and answer["id"] == "x"
     assert named in answer["payload"]["message"]
     assert await left_the_connection_untouched(communicator, fresh_probe)
+
+
+# -- the live registry ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("protocol", "frame"),
+    [(TRANSPORT, {"type": ["ping"]}), (LEGACY, {"type": {"start": 1}, "id": ["live"]})],
+    ids=["transport", "legacy"],
+)
+async def test_after_a_mistyped_frame_the_registry_keeps_no_row_of_the_connection(
+    protocol, frame, fresh_probe, settings
+):
+    settings.GQLCHANNELS = {**settings.GQLCHANNELS, "TRACKING_FLUSH_INTERVAL": 0.05}
+    communicator = await connection_with_live_subscription(protocol, fresh_probe)
+    tracker = tracking.get_tracker()
+    await tracker.flush()
+    assert await Subscription.objects.acount() == 1
+    await communicator.send_json_to(frame)
+    await communicator.receive_output(timeout=TIMEOUT)  # the close, or connection_error
+    await communicator.disconnect(timeout=TIMEOUT)
+    await asyncio.wait_for(tracker.wait_stopped(), TIMEOUT)
+    assert await Connection.objects.acount() == 0
+    assert await Subscription.objects.acount() == 0
 
 
 # -- nesting depth ------------------------------------------------------------------------------
