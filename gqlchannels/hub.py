@@ -38,6 +38,14 @@ class LayerMissing(RuntimeError):
     """No channel layer is configured under ``GQLCHANNELS['CHANNEL_LAYER']``."""
 
 
+class LayerUnavailable(GraphQLError):
+    """A subscription could not join its topics: the channel layer did not take the join
+    (Redis down, say). The client gets this as the operation's error; it may subscribe again."""
+
+    def __init__(self) -> None:
+        super().__init__("Could not subscribe: the channel layer is unavailable")
+
+
 class SubscriptionOverflow(GraphQLError):
     """A subscription fell more than ``SUBSCRIPTION_BUFFER_SIZE`` events behind.
 
@@ -157,7 +165,8 @@ class Hub:
     # -- listeners ---------------------------------------------------------------------------
 
     async def add(self, groups: tuple[str, ...], size: int) -> Listener:
-        """Register a listener on ``groups``, joining each group this process is not yet in."""
+        """Register a listener on ``groups``, joining each group this process is not yet in;
+        raise LayerUnavailable when the layer does not take a join."""
         listener = Listener(groups, size)
         channel = await self.channel()
         async with self._membership:
@@ -169,8 +178,11 @@ class Hub:
                         self._listeners[group] = set()
                     self._listeners[group].add(listener)
                 _raise_swallowed_cancellation()
-            except BaseException:
+            except BaseException as exc:
                 await self._leave_unused(self._unregister(listener))
+                if isinstance(exc, Exception):
+                    logger.debug("Refused a subscription to %s: %r", groups, exc)
+                    raise LayerUnavailable() from exc
                 raise
         return listener
 
