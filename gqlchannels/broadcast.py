@@ -16,12 +16,6 @@ from typing import Any
 from . import conf, sharing
 from .hub import EVENT_TYPE, LayerMissing, channel_layer, get_hub, run_from_sync
 
-try:
-    from redis.exceptions import ConnectionError as _RedisConnectionError
-except ImportError:  # pragma: no cover - channels-redis is optional
-    _RedisConnectionError = ConnectionError
-
-_STALE_CONNECTION_ERRORS = (ConnectionError, _RedisConnectionError)
 GROUP_PREFIX = "gqlc."
 _CLEAN_TOPIC = re.compile(r"[A-Za-z0-9.-]{1,80}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
@@ -58,12 +52,8 @@ async def broadcast(topic: str, payload: Any) -> None:
     timeout = conf.get("BROADCAST_TIMEOUT")
     try:
         async with asyncio.timeout(timeout):
-            try:
-                await layer.group_send(group, message)
-            except _STALE_CONNECTION_ERRORS:
-                # After a Redis restart the pool hands out one connection the server already
-                # closed; the command never ran on it, so one retry on a fresh one is safe.
-                await layer.group_send(group, message)
+            # The hub's fault policy: a stale pooled connection is retried once at once.
+            await get_hub().faults.call(layer, "group_send", group, message)
     except TimeoutError:
         raise BroadcastError(f"Could not publish to {topic!r} within {timeout}s") from None
     except Exception as exc:

@@ -21,6 +21,7 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from graphql import GraphQLError
 
 from . import conf
+from .faults import LayerFaults
 from .loops import PerLoop
 from .sharing import SharedResults
 
@@ -31,12 +32,18 @@ EVENT_TYPE = "gqlchannels.event"
 DISCONNECT_TYPE = "gqlchannels.disconnect"
 PROBE_TYPE = "gqlchannels.probe"
 PROBE_REPLY_TYPE = "gqlchannels.probe_reply"
-#: Backoff, in seconds, while the channel layer keeps failing.
-_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
 class LayerMissing(RuntimeError):
     """No channel layer is configured under ``GQLCHANNELS['CHANNEL_LAYER']``."""
+
+
+class LayerUnavailable(GraphQLError):
+    """A subscription could not join its topics: the channel layer did not take the join
+    (Redis down, say). The client gets this as the operation's error; it may subscribe again."""
+
+    def __init__(self) -> None:
+        super().__init__("Could not subscribe: the channel layer is unavailable")
 
 
 class SubscriptionOverflow(GraphQLError):
@@ -111,8 +118,9 @@ class Hub:
 
     While anything listens or is connected, two tasks run: one receives from the layer, the
     other re-joins every group periodically (channels-redis forgets members after
-    ``group_expiry``, and everything after a restart without persistence) and, after a layer
-    fault, retries until the layer takes the memberships again.
+    ``group_expiry``, and everything after a restart without persistence) and, once the layer
+    has failed, until it takes the memberships again. Every layer call goes through
+    ``faults`` (``gqlchannels.faults``): one retry policy, one backoff, one log of outages.
     """
 
     def __init__(self, layer: BaseChannelLayer):
@@ -124,6 +132,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._rejoin_now = asyncio.Event()
+        self.faults = LayerFaults(on_failure=self._rejoin_now.set)
 
     def listener_count(self) -> int:
         """How many subscriptions in this process listen to at least one topic."""
@@ -156,7 +165,8 @@ class Hub:
     # -- listeners ---------------------------------------------------------------------------
 
     async def add(self, groups: tuple[str, ...], size: int) -> Listener:
-        """Register a listener on ``groups``, joining each group this process is not yet in."""
+        """Register a listener on ``groups``, joining each group this process is not yet in;
+        raise LayerUnavailable when the layer does not take a join."""
         listener = Listener(groups, size)
         channel = await self.channel()
         async with self._membership:
@@ -164,12 +174,15 @@ class Hub:
             try:
                 for group in groups:
                     if group not in self._listeners:
-                        await self.layer.group_add(group, channel)
+                        await self.faults.call(self.layer, "group_add", group, channel)
                         self._listeners[group] = set()
                     self._listeners[group].add(listener)
                 _raise_swallowed_cancellation()
-            except BaseException:
+            except BaseException as exc:
                 await self._leave_unused(self._unregister(listener))
+                if isinstance(exc, Exception):
+                    logger.debug("Refused a subscription to %s: %r", groups, exc)
+                    raise LayerUnavailable() from exc
                 raise
         return listener
 
@@ -210,9 +223,9 @@ class Hub:
 
     async def _leave(self, group: str) -> None:
         try:
-            await self.layer.group_discard(group, self.channel_name)
-        except Exception as exc:  # the membership expires on its own; nothing else to do
-            logger.warning("Could not leave group %s: %s", group, exc)
+            await self.faults.call(self.layer, "group_discard", group, self.channel_name)
+        except Exception:  # the membership expires on its own; faults has logged the outage
+            pass
 
     # -- the two tasks ---------------------------------------------------------------------
 
@@ -232,54 +245,37 @@ class Hub:
 
     async def _receive(self) -> None:
         channel = await self.channel()
-        failures = 0
         while True:
             try:
-                message = await self.layer.receive(channel)
-            except Exception as exc:
-                if failures == 0:
-                    logger.warning("Channel layer receive failed (%r); retrying", exc)
-                    self._rejoin_now.set()
-                failures += 1
-                await asyncio.sleep(_retry_delay(failures))
+                message = await self.faults.call(self.layer, "receive", channel)
+            except Exception:
+                await self.faults.pause()
                 continue
-            if failures:
-                logger.warning("Channel layer receive recovered after %d failure(s)", failures)
-                failures = 0
             self._dispatch(message)
 
     async def _maintain_membership(self) -> None:
         interval = min(
             conf.get("GROUP_REJOIN_INTERVAL"), getattr(self.layer, "group_expiry", 86400) / 3
         )
-        failures = 0
         while True:
-            wait = interval if failures == 0 else _retry_delay(failures)
             try:
-                async with asyncio.timeout(wait):
+                async with asyncio.timeout(interval):
                     await self._rejoin_now.wait()
             except TimeoutError:
                 pass
             self._rejoin_now.clear()
-            error = await self._rejoin_all()
-            if error is None:
-                if failures:
-                    logger.warning("Re-joined every group after %d failed attempt(s)", failures)
-                failures = 0
-            else:
-                if failures == 0:
-                    logger.warning("Could not re-join groups (%r); retrying", error)
-                failures += 1
+            while not await self._rejoin_all():
+                await self.faults.pause()
 
-    async def _rejoin_all(self) -> Exception | None:
-        """Join every group again (refreshing its expiry); return the error if the layer failed."""
+    async def _rejoin_all(self) -> bool:
+        """Join every group again (refreshing its expiry); False if the layer failed."""
         async with self._membership:
             try:
                 for group in list(self._listeners):
-                    await self.layer.group_add(group, self.channel_name)
-            except Exception as exc:
-                return exc
-        return None
+                    await self.faults.call(self.layer, "group_add", group, self.channel_name)
+            except Exception:
+                return False
+        return True
 
     # -- messages --------------------------------------------------------------------------
 
@@ -307,9 +303,9 @@ class Hub:
         if not isinstance(channel, str):
             return
         try:
-            await self.layer.send(channel, reply)
-        except Exception as exc:
-            logger.warning("Could not answer a probe: %r", exc)
+            await self.faults.call(self.layer, "send", channel, reply)
+        except Exception:  # the prober counts this hub as not answering
+            pass
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``coroutine`` as a task the hub keeps a reference to until it is done."""
@@ -329,10 +325,6 @@ def _raise_swallowed_cancellation() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
-
-
-def _retry_delay(failures: int) -> float:
-    return _RETRY_DELAYS[min(failures, len(_RETRY_DELAYS)) - 1]
 
 
 _hubs: PerLoop[Hub] = PerLoop(lambda: Hub(channel_layer()))

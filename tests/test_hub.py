@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import Any
 
+import pytest
 from channels.layers import get_channel_layer
 
 import gqlchannels
 from gqlchannels import control
 from gqlchannels.hub import get_hub
-from tests.helpers import closed_with, open_connection, receive, wait_listening
+from tests.helpers import (
+    LEGACY,
+    TRANSPORT,
+    closed_with,
+    open_connection,
+    receive,
+    start,
+    wait_listening,
+)
+from tests.test_faults import Switchable
 
 
 async def test_an_accepted_connection_is_attached_to_the_hub():
@@ -115,6 +126,30 @@ async def test_a_layer_fault_keeps_sockets_open_and_subscriptions_receiving(capl
     await gqlchannels.broadcast("t", "after the fault")
     assert (await receive(communicator))["payload"] == {"data": {"events": "after the fault"}}
     assert flaky.failures == 0
-    warnings = [r for r in caplog.records if "receive failed" in r.getMessage()]
+    warnings = [r for r in caplog.records if "Channel layer failing" in r.getMessage()]
     assert len(warnings) == 1  # said once, not per retry
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT, LEGACY])
+async def test_a_subscription_the_layer_cannot_join_gets_a_clear_error(protocol, caplog):
+    hub = get_hub()
+    layer = Switchable(hub.layer)
+    layer.down = True
+    hub.layer = layer
+    communicator = await open_connection(protocol)
+    await start(communicator, protocol, "s", 'subscription { events(topic: "t") }')
+    answer = await receive(communicator)
+    assert answer["type"] == "error", answer
+    errors = answer["payload"] if protocol == TRANSPORT else [answer["payload"]]
+    assert [error["message"] for error in errors] == [
+        "Could not subscribe: the channel layer is unavailable"
+    ]
+    assert hub.groups() == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    layer.down = False
+    await start(communicator, protocol, "again", 'subscription { events(topic: "t") }')
+    await wait_listening("t")
+    await gqlchannels.broadcast("t", "joined")
+    assert (await receive(communicator))["payload"] == {"data": {"events": "joined"}}
     await communicator.disconnect()
