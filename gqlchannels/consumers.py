@@ -73,7 +73,9 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     Route it with ``GraphQLWSConsumer.as_asgi(schema=schema, **options)``, or without
     ``schema`` to use ``GQLCHANNELS["SCHEMA"]``. Subclass it to override the hooks
-    ``on_connect``, ``on_operation``, ``get_context`` and ``on_disconnect``.
+    ``on_connect``, ``on_operation``, ``get_context`` and ``on_disconnect``. The inherited
+    ``send()`` goes through the guarded send too: after the socket closed it drops the frame
+    quietly, and binary frames are refused (the protocols are text only).
     """
 
     #: A schema for subclasses to set instead of passing ``schema=`` to ``as_asgi``.
@@ -281,7 +283,22 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
                 "Dropped %s frame: socket %s", message.get("type"), self.socket_state.value
             )
             return
-        text = dumps(message)
+        await self._send_text(dumps(message))
+
+    async def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
+        """Channels' familiar ``send``, routed through the same guarded send as every frame
+        (a subclass that writes ``await self.send(...)`` gets the same guarantees); GraphQL
+        over WebSocket has text frames only."""
+        if bytes_data is not None:
+            raise TypeError("GraphQL over WebSocket sends text frames only")
+        if text_data is not None and self.socket_state is SocketState.OPEN:
+            await self._send_text(text_data)
+        if close:
+            await self.close()
+
+    async def _send_text(self, text: str) -> None:
         buffered = self.socket.buffered_bytes()
         if buffered is not None and buffered > self._outbound_budget:
             await self._close_stalled_reader(buffered)
@@ -290,7 +307,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             await self.socket.send_text(text)
         except OSError as exc:
             self.socket_state = SocketState.CLOSED
-            logger.debug("Dropped %s frame: the socket is gone (%r)", message.get("type"), exc)
+            logger.debug("Dropped a frame: the socket is gone (%r)", exc)
 
     async def _close_stalled_reader(self, buffered: int) -> None:
         """Close a client that stopped reading: the server holds more than the budget for it.
