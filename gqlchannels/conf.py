@@ -38,6 +38,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_VALIDATION_ERRORS": 50,
     # Parsed and validated documents kept in the per-schema LRU cache.
     "DOCUMENT_CACHE_SIZE": 500,
+    # Bytes the per-schema document cache may hold, as counted by gqlchannels.documents
+    # (twice the text, plus 256 per AST node): clients choose the documents, so the cache is
+    # bounded by memory as well as by count. A document larger than this is never cached.
+    "DOCUMENT_CACHE_BYTES": 32 * 1024 * 1024,
     # Seconds ``websocket_disconnect`` waits for cancelled operations to run their ``finally``.
     "DISCONNECT_TIMEOUT": 5.0,
     # "thread": plain sync resolvers run off the event loop (safe for the Django ORM);

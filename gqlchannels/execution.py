@@ -13,7 +13,6 @@ import functools
 import inspect
 import logging
 import traceback
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ import graphql
 from channels.db import database_sync_to_async
 from django.utils.module_loading import import_string
 from graphql import (
-    DocumentNode,
     ExecutionResult,
     GraphQLError,
     GraphQLSchema,
@@ -35,7 +33,8 @@ from graphql import (
     validate,
 )
 
-from . import sharing
+from . import conf, sharing
+from .documents import DocumentCache, PreparedDocument
 from .json import dumps, preencoded
 
 logger = logging.getLogger("gqlchannels.execution")
@@ -77,14 +76,6 @@ class OperationRequest:
     operation_name: str | None = None
     variables: dict[str, Any] | None = None
     extensions: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class PreparedDocument:
-    """A parsed and validated document, shared by every operation that sends the same text."""
-
-    document: DocumentNode | None
-    errors: tuple[GraphQLError, ...]
 
 
 class OperationFailed(Exception):
@@ -144,37 +135,39 @@ def offload_sync_resolvers(next_: Callable[..., Any], root: Any, info: Any, **ar
 
 
 class Executor:
-    """Runs operations against one schema; owns its document cache and error policy."""
+    """Runs operations against one schema; owns its document cache and error policy.
+
+    ``cache_bytes`` left at None takes ``GQLCHANNELS['DOCUMENT_CACHE_BYTES']``.
+    """
 
     def __init__(
         self,
         schema: GraphQLSchema,
         *,
         cache_size: int = 500,
+        cache_bytes: int | None = None,
         max_tokens: int | None = 15_000,
         max_validation_errors: int = 50,
         offload_sync: bool = True,
         debug_errors: Callable[[], bool] = lambda: False,
     ):
         self.schema = schema
-        self.cache_size = cache_size
         self.max_tokens = max_tokens
         self.max_validation_errors = max_validation_errors
         self.middleware = [offload_sync_resolvers] if offload_sync else None
         self.debug_errors = debug_errors
-        self._cache: OrderedDict[str, PreparedDocument] = OrderedDict()
+        self.cache = DocumentCache(
+            cache_size, conf.get("DOCUMENT_CACHE_BYTES") if cache_bytes is None else cache_bytes
+        )
 
     async def prepare(self, query: str) -> PreparedDocument:
-        """Parse and validate ``query``, from the LRU cache when it was seen before."""
-        prepared = self._cache.get(query)
+        """Parse and validate ``query``, from the cache when it was seen before."""
+        prepared = self.cache.get(query)
         if prepared is not None:
-            self._cache.move_to_end(query)
             return prepared
         loop = asyncio.get_running_loop()
         prepared = await loop.run_in_executor(_document_pool, self._parse_and_validate, query)
-        self._cache[query] = prepared
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        self.cache.put(query, prepared)
         return prepared
 
     def _parse_and_validate(self, query: str) -> PreparedDocument:
@@ -182,9 +175,11 @@ class Executor:
         try:
             document = parse(query, **options)
         except GraphQLError as error:
-            return PreparedDocument(None, (error,))
+            return PreparedDocument.rejected(query, [error])
         errors = validate(self.schema, document, max_errors=self.max_validation_errors)
-        return PreparedDocument(document, tuple(errors))
+        if errors:
+            return PreparedDocument.rejected(query, errors)
+        return PreparedDocument.valid(query, document)
 
     async def operation_type(self, request: OperationRequest) -> OperationType | None:
         """The type of the operation ``request`` selects, or None if it selects none."""
@@ -201,8 +196,9 @@ class Executor:
         for a subscription. Raise OperationFailed when it ends with errors and no result."""
         prepared = await self.prepare(request.query)
         if prepared.errors:
-            logger.debug("Rejected document: %s", prepared.errors[0].message)
-            raise OperationFailed([error.formatted for error in prepared.errors])
+            logger.debug("Rejected document: %s", prepared.errors[0]["message"])
+            # Copies: the cached errors are shared by every operation sending this text.
+            raise OperationFailed([dict(error) for error in prepared.errors])
         assert prepared.document is not None
         operation = get_operation_ast(prepared.document, request.operation_name)
         kwargs: dict[str, Any] = {
