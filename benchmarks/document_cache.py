@@ -9,7 +9,8 @@ distinct documents of about ``--size`` characters each (the largest frame Daphne
 - ``parse error``: more tokens than ``MAX_DOCUMENT_TOKENS``, with long names (the parser's
   exception used to keep its traceback and every token);
 - ``validation error``: a ~1 MB string argument the field does not have;
-- ``wide``: as many long aliases as the token limit allows (the largest AST a document gets).
+- ``wide``: as many long aliases as the token limit allows (the largest AST a document gets;
+  the operation limits, which would reject it, are off here).
 
 Printed per shape: the process's RSS growth after the documents (and a garbage collection),
 the cache's entries and its own byte count, and with ``--tracemalloc`` the Python memory
@@ -67,12 +68,17 @@ SHAPES: dict[str, Callable[[int, int], str]] = {
 }
 
 
-async def _attack(make: Callable[[int, int], str], documents: int, size: int, trace: bool):
+async def _attack(
+    make: Callable[[int, int], str], documents: int, size: int, trace: bool, cache_bytes: int
+):
     from gqlchannels import conf
     from gqlchannels.execution import Executor, resolve_schema
 
     executor = Executor(
         resolve_schema("demo_project.chat.schema.schema"),
+        cache_bytes=cache_bytes,
+        # No operation limits: the wide documents must be valid, for the largest ASTs.
+        validation_rules=(),
         max_tokens=conf.get("MAX_DOCUMENT_TOKENS"),
     )
     await executor.prepare("{ __typename }")  # the parsing threads exist before measuring
@@ -115,6 +121,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1_000_000, help="characters per document")
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--cache-bytes", type=int, help="default: DOCUMENT_CACHE_BYTES")
     parser.add_argument("--one", choices=SHAPES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_project.settings")
@@ -123,19 +130,22 @@ def main() -> None:
     django.setup()
     from gqlchannels import conf
 
+    cache_bytes = args.cache_bytes or conf.get("DOCUMENT_CACHE_BYTES")
     if args.one:
-        row = asyncio.run(_attack(SHAPES[args.one], args.documents, args.size, args.tracemalloc))
+        attack = _attack(SHAPES[args.one], args.documents, args.size, args.tracemalloc, cache_bytes)
+        row = asyncio.run(attack)
         _print_row(args.one, row)
         return
     print(
         f"{args.documents} documents of {args.size:,} characters; DOCUMENT_CACHE_BYTES "
-        f"{conf.get('DOCUMENT_CACHE_BYTES'):,}, DOCUMENT_CACHE_SIZE "
+        f"{cache_bytes:,}, DOCUMENT_CACHE_SIZE "
         f"{conf.get('DOCUMENT_CACHE_SIZE')}"
     )
     print(f"{'shape':<18}{'RSS growth':>12}{'traced':>12}{'entries':>9}{'counted':>12}{'s':>7}")
     for name in args.shapes.split(","):
         command = [sys.executable, "-m", "benchmarks.document_cache", "--one", name]
         command += ["--documents", str(args.documents), "--size", str(args.size)]
+        command += ["--cache-bytes", str(cache_bytes)]
         subprocess.run(command + (["--tracemalloc"] if args.tracemalloc else []), check=True)
 
 

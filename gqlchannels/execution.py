@@ -13,7 +13,7 @@ import functools
 import inspect
 import logging
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +22,7 @@ import graphql
 from channels.db import database_sync_to_async
 from django.utils.module_loading import import_string
 from graphql import (
+    ASTValidationRule,
     ExecutionResult,
     GraphQLError,
     GraphQLSchema,
@@ -30,10 +31,11 @@ from graphql import (
     execute,
     get_operation_ast,
     parse,
+    specified_rules,
     validate,
 )
 
-from . import conf, sharing
+from . import conf, ignored, limits, sharing
 from .documents import DocumentCache, PreparedDocument
 from .json import dumps, preencoded
 
@@ -56,6 +58,7 @@ def resolve_schema(schema: Any) -> GraphQLSchema:
 
     Accepts a ``GraphQLSchema`` (hand-built or Ariadne's), a Strawberry schema (its
     ``_schema``), a Graphene schema (its ``graphql_schema``), or a dotted path to any of them.
+    A Strawberry schema's extensions do not run; that is logged once per schema.
     """
     if isinstance(schema, str):
         schema = import_string(schema)
@@ -64,6 +67,7 @@ def resolve_schema(schema: Any) -> GraphQLSchema:
     for attribute in ("graphql_schema", "_schema"):
         inner = getattr(schema, attribute, None)
         if isinstance(inner, GraphQLSchema):
+            ignored.warn_once(schema)
             return inner
     raise TypeError(f"Not a GraphQL schema: {schema!r}")
 
@@ -137,7 +141,9 @@ def offload_sync_resolvers(next_: Callable[..., Any], root: Any, info: Any, **ar
 class Executor:
     """Runs operations against one schema; owns its document cache and error policy.
 
-    ``cache_bytes`` left at None takes ``GQLCHANNELS['DOCUMENT_CACHE_BYTES']``.
+    ``cache_bytes`` left at None takes ``GQLCHANNELS['DOCUMENT_CACHE_BYTES']``;
+    ``validation_rules`` (run next to graphql-core's specified rules) left at None are the
+    operation limits and ``VALIDATION_RULES`` of the settings (``gqlchannels.limits``).
     """
 
     def __init__(
@@ -146,6 +152,7 @@ class Executor:
         *,
         cache_size: int = 500,
         cache_bytes: int | None = None,
+        validation_rules: Sequence[type[ASTValidationRule]] | None = None,
         max_tokens: int | None = 15_000,
         max_validation_errors: int = 50,
         offload_sync: bool = True,
@@ -156,6 +163,10 @@ class Executor:
         self.max_validation_errors = max_validation_errors
         self.middleware = [offload_sync_resolvers] if offload_sync else None
         self.debug_errors = debug_errors
+        self.validation_rules = (
+            *specified_rules,
+            *(limits.validation_rules() if validation_rules is None else validation_rules),
+        )
         self.cache = DocumentCache(
             cache_size, conf.get("DOCUMENT_CACHE_BYTES") if cache_bytes is None else cache_bytes
         )
@@ -176,7 +187,9 @@ class Executor:
             document = parse(query, **options)
         except GraphQLError as error:
             return PreparedDocument.rejected(query, [error])
-        errors = validate(self.schema, document, max_errors=self.max_validation_errors)
+        errors = validate(
+            self.schema, document, self.validation_rules, max_errors=self.max_validation_errors
+        )
         if errors:
             return PreparedDocument.rejected(query, errors)
         return PreparedDocument.valid(query, document)

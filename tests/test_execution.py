@@ -17,6 +17,7 @@ from gqlchannels.execution import (
     OperationRequest,
     resolve_schema,
 )
+from tests import strawberry_schema
 from tests.schema import schema
 
 
@@ -38,6 +39,14 @@ def test_resolve_schema_unwraps_a_strawberry_style_schema():
 
 def test_resolve_schema_unwraps_a_graphene_style_schema():
     assert resolve_schema(SimpleNamespace(graphql_schema=schema)) is schema
+
+
+def test_resolving_a_strawberry_schema_logs_once_which_extensions_will_not_run(caplog):
+    caplog.set_level(logging.WARNING, logger="gqlchannels.execution")
+    strawberry = strawberry_schema.with_extensions()
+    assert resolve_schema(strawberry) is resolve_schema(strawberry) is strawberry._schema
+    [warning] = [record.getMessage() for record in caplog.records]
+    assert "do not run" in warning and "MaskErrors" in warning
 
 
 def test_resolve_schema_refuses_anything_else():
