@@ -19,6 +19,12 @@ from .hub import EVENT_TYPE, LayerMissing, channel_layer, get_hub, run_from_sync
 GROUP_PREFIX = "gqlc."
 _CLEAN_TOPIC = re.compile(r"[A-Za-z0-9.-]{1,80}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
+#: Hex digits of the topic's SHA-256 in an unsafe topic's group name: 128 bits, so no one
+#: can pick two topics that share a group (64 bits fell to a birthday search in minutes).
+DIGEST_HEX_DIGITS = 32
+#: Characters of an unsafe topic's readable part: with the prefix, the underscore and the
+#: digest, the name stays under the 100 characters channel layers allow.
+_READABLE_PART = 60
 
 
 class BroadcastError(RuntimeError):
@@ -30,14 +36,15 @@ def group_name(topic: str) -> str:
     """The channel-layer group of ``topic``: readable, valid, and distinct for distinct topics.
 
     Topics made only of letters, digits, dots and dashes keep their text (``gqlc.news``); any
-    other topic is made safe and given a hash suffix (``room:42`` -> ``gqlc.room_42_<hash>``).
+    other topic is made safe and given a suffix of 128 bits of its SHA-256
+    (``room:42`` -> ``gqlc.room_42_<32 hex digits>``), so distinct topics never share a group.
     """
     if not isinstance(topic, str) or not topic:
         raise ValueError("A topic is a non-empty string")
     if _CLEAN_TOPIC.fullmatch(topic):
         return GROUP_PREFIX + topic
-    digest = hashlib.sha256(topic.encode()).hexdigest()[:16]
-    return f"{GROUP_PREFIX}{_UNSAFE.sub('_', topic)[:60]}_{digest}"
+    digest = hashlib.sha256(topic.encode()).hexdigest()[:DIGEST_HEX_DIGITS]
+    return f"{GROUP_PREFIX}{_UNSAFE.sub('_', topic)[:_READABLE_PART]}_{digest}"
 
 
 async def broadcast(topic: str, payload: Any) -> None:

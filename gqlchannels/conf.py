@@ -47,8 +47,22 @@ DEFAULTS: dict[str, Any] = {
     "MAX_DOCUMENT_TOKENS": 15_000,
     # Validation stops after this many errors, so a hostile document cannot flood the client.
     "MAX_VALIDATION_ERRORS": 50,
+    # Limits every operation must pass at validation, fragments expanded (None: no limit).
+    # Fields nested deeper than this; the standard introspection query is 15 deep.
+    "MAX_QUERY_DEPTH": 20,
+    # Aliased fields: aliases are how one document repeats a field's work.
+    "MAX_ALIASES": 30,
+    # Fields resolved per object, each fragment counted once per spread (lists are not
+    # multiplied); the standard introspection query asks for about 230.
+    "MAX_QUERY_COST": 2000,
+    # Dotted paths of further graphql-core ValidationRule classes to run on every document.
+    "VALIDATION_RULES": (),
     # Parsed and validated documents kept in the per-schema LRU cache.
     "DOCUMENT_CACHE_SIZE": 500,
+    # Bytes the per-schema document cache may hold, as counted by gqlchannels.documents
+    # (twice the text, plus 256 per AST node): clients choose the documents, so the cache is
+    # bounded by memory as well as by count. A document larger than this is never cached.
+    "DOCUMENT_CACHE_BYTES": 32 * 1024 * 1024,
     # Seconds a connection's teardown waits for cancelled operations to run their ``finally``.
     "DISCONNECT_TIMEOUT": 5.0,
     # Seconds over which a stopping server (SIGTERM/SIGINT) closes its connections with 1012,
