@@ -22,8 +22,8 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from . import conf, control
+from .close_codes import CloseCode
 from .models import Connection, Subscription, split_topics, stale_cutoff
-from .protocols import CloseCode
 
 _USERNAME = get_user_model().USERNAME_FIELD
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from . import conf, sharing
+from .exceptions import BroadcastError
 from .hub import EVENT_TYPE, LayerMissing, channel_layer, get_hub, run_from_sync
 
 GROUP_PREFIX = "gqlc."
@@ -25,11 +26,6 @@ DIGEST_HEX_DIGITS = 32
 #: Characters of an unsafe topic's readable part: with the prefix, the underscore and the
 #: digest, the name stays under the 100 characters channel layers allow.
 _READABLE_PART = 60
-
-
-class BroadcastError(RuntimeError):
-    """Publishing failed: no channel layer is configured, or the layer did not take the event
-    within ``BROADCAST_TIMEOUT`` (Redis down, say)."""
 
 
 def group_name(topic: str) -> str:

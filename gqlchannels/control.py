@@ -10,8 +10,8 @@ import asyncio
 import uuid
 from collections.abc import Iterable, Mapping
 
+from .close_codes import CloseCode
 from .hub import DISCONNECT_TYPE, PROBE_REPLY_TYPE, PROBE_TYPE, channel_layer, run_from_sync
-from .protocols import CloseCode
 
 
 async def disconnect(

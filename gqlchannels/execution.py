@@ -36,6 +36,7 @@ from graphql import (
 
 from . import conf, ignored, limits, sharing
 from .documents import DocumentCache, PreparedDocument
+from .exceptions import OperationFailed
 from .json import dumps, preencoded
 from .resolvers import BatchedSyncResolvers, execute_operation, inline
 
@@ -82,14 +83,6 @@ class OperationRequest:
     operation_name: str | None = None
     variables: dict[str, Any] | None = None
     extensions: dict[str, Any] | None = None
-
-
-class OperationFailed(Exception):
-    """The operation ends with these errors and no result: the protocol's ``error`` message."""
-
-    def __init__(self, errors: list[dict[str, Any]]):
-        super().__init__(errors[0]["message"] if errors else "Operation failed")
-        self.errors = errors
 
 
 class Executor:

@@ -20,9 +20,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from channels.layers import BaseChannelLayer
+if TYPE_CHECKING:
+    from channels.layers import BaseChannelLayer
 
 try:
     from redis.exceptions import ConnectionError as _RedisConnectionError

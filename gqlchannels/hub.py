@@ -14,16 +14,18 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Coroutine
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from asgiref.sync import async_to_sync
-from channels.layers import BaseChannelLayer, get_channel_layer
-from graphql import GraphQLError
 
 from . import conf
+from .exceptions import LayerMissing, LayerUnavailable, SubscriptionOverflow
 from .faults import LayerFaults
 from .loops import PerLoop
 from .sharing import SharedResults
+
+if TYPE_CHECKING:
+    from channels.layers import BaseChannelLayer
 
 logger = logging.getLogger("gqlchannels.hub")
 T = TypeVar("T")
@@ -32,26 +34,6 @@ EVENT_TYPE = "gqlchannels.event"
 DISCONNECT_TYPE = "gqlchannels.disconnect"
 PROBE_TYPE = "gqlchannels.probe"
 PROBE_REPLY_TYPE = "gqlchannels.probe_reply"
-
-
-class LayerMissing(RuntimeError):
-    """No channel layer is configured under ``GQLCHANNELS['CHANNEL_LAYER']``."""
-
-
-class LayerUnavailable(GraphQLError):
-    """A subscription could not join its topics: the channel layer did not take the join
-    (Redis down, say). The client gets this as the operation's error; it may subscribe again."""
-
-    def __init__(self) -> None:
-        super().__init__("Could not subscribe: the channel layer is unavailable")
-
-
-class SubscriptionOverflow(GraphQLError):
-    """A subscription fell more than ``SUBSCRIPTION_BUFFER_SIZE`` events behind.
-
-    It ends with this error (an ``error`` message to its client) rather than skipping events
-    silently: the client learns it missed some and can subscribe again and refetch.
-    """
 
 
 class Closable(Protocol):
@@ -63,6 +45,8 @@ class Closable(Protocol):
 
 def channel_layer() -> BaseChannelLayer:
     """The layer named by ``GQLCHANNELS['CHANNEL_LAYER']``; LayerMissing if there is none."""
+    from channels.layers import get_channel_layer  # on first use: importing stays cheap
+
     alias = conf.get("CHANNEL_LAYER")
     layer = get_channel_layer(alias)
     if layer is None:

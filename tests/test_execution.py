@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import subprocess
+import sys
 import tracemalloc
 from types import SimpleNamespace
 
@@ -184,3 +186,22 @@ async def test_subscriptions_yield_one_result_per_event():
     executor = Executor(schema)
     results = await run(executor, "subscription { count(to: 3) }")
     assert [r["data"]["count"] for r in results] == [1, 2, 3]
+
+
+def test_the_package_face_loads_no_channel_layer_until_a_name_needs_it():
+    code = (
+        "import sys, gqlchannels, gqlchannels.exceptions, gqlchannels.close_codes;"
+        "assert callable(gqlchannels.broadcast) and gqlchannels.__version__;"
+        "assert 'channels.layers' not in sys.modules, 'the layer was imported';"
+        "assert 'gqlchannels.context' not in sys.modules, 'not lazy';"
+        "gqlchannels.GraphQLWSContext;"
+        "assert 'gqlchannels.context' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_every_public_name_is_importable_from_the_package():
+    import gqlchannels
+
+    for name in gqlchannels.__all__:
+        assert getattr(gqlchannels, name) is not None

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from ..close_codes import CloseCode
+from ..exceptions import ConnectionRejected, OperationRefused
 from ..execution import MASKED_MESSAGE, Executor, OperationFailed, OperationRequest
 from ..json import UnencodableJSON
 from .messages import Field, message_type, mistyped_field
@@ -25,44 +27,6 @@ logger = logging.getLogger("gqlchannels.protocols")
 MAX_CLOSE_REASON_BYTES = 123
 #: Results an operation sends before it gives the event loop a turn, whatever its source does.
 RESULTS_PER_TURN = 16
-
-
-class CloseCode(enum.IntEnum):
-    """WebSocket close codes gqlchannels sends.
-
-    All but SERVICE_RESTART are within what Daphne relays as ``websocket.close`` (1000,
-    3000-4999); ``gqlchannels.servers`` sends 1012 under Daphne as a plain close frame.
-    """
-
-    NORMAL = 1000
-    SERVICE_RESTART = 1012
-    KEEPALIVE_TIMEOUT = 3008
-    DISCONNECTED_BY_SERVER = 4000
-    BAD_REQUEST = 4400
-    UNAUTHORIZED = 4401
-    FORBIDDEN = 4403
-    SUBPROTOCOL_NOT_ACCEPTABLE = 4406
-    CONNECTION_INIT_TIMEOUT = 4408
-    SUBSCRIBER_ALREADY_EXISTS = 4409
-    CLIENT_NOT_READING = 4413
-    TOO_MANY_INIT_REQUESTS = 4429
-    INTERNAL_SERVER_ERROR = 4500
-
-
-class ConnectionRejected(Exception):
-    """Raised by ``on_connect`` (or returned as False) to refuse ``connection_init``."""
-
-    def __init__(self, message: str = "Forbidden"):
-        super().__init__(message)
-        self.message = message
-
-
-class OperationRefused(Exception):
-    """Raised by ``on_operation`` (or returned as False) to refuse one operation."""
-
-    def __init__(self, message: str = "Operation refused"):
-        super().__init__(message)
-        self.message = message
 
 
 class Connection(Protocol):
