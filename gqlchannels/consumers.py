@@ -25,10 +25,10 @@ from channels.utils import await_many_dispatch
 from django.core.exceptions import PermissionDenied
 from graphql import GraphQLError, GraphQLSchema
 
-from . import conf, drain, signals
+from . import conf, control, drain, signals
 from .context import GraphQLWSContext
 from .execution import Executor, OperationRequest, resolve_schema
-from .hub import Hub, LayerMissing, get_hub
+from .hub import Hub
 from .json import MalformedJSON, dumps, loads
 from .protocols import (
     PROTOCOLS,
@@ -187,8 +187,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             if self.protocol is not None:
                 await self.protocol.stop()
         finally:
-            if self.hub is not None:
-                self.hub.detach(self.connection_id)
+            control.get_control_plane().detach(self.connection_id)
             if self.protocol is not None:
                 _send_robust(signals.connection_closed, type(self), consumer=self)
             try:
@@ -214,14 +213,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             return
         self.protocol = PROTOCOLS[chosen](self, self._protocol_options())
         self.protocol.start()
-        try:
-            self.hub = get_hub()
-        except LayerMissing:
-            logger.debug(
-                "No channel layer: connection %s takes no control messages", self.connection_id
-            )
-        else:
-            self.hub.attach(self.connection_id, self)
+        self.hub = control.get_control_plane().attach(self.connection_id, self)
         _send_robust(signals.connection_opened, type(self), consumer=self)
 
     def choose_subprotocol(self, offered: list[str]) -> str | None:

@@ -2,10 +2,10 @@
 
 One hub per running event loop owns one channel-layer channel. Through it arrive broadcast
 events (the hub joins each topic's group once, however many local subscriptions listen, and
-hands every event to each local subscription's bounded buffer) and control messages for the
-connections this process holds (disconnect them, say which are alive). So one event costs
-one channel-layer message per process, a control request one per process, and a layer fault
-is handled, logged and recovered from in one place instead of in every consumer.
+hands every event to each local subscription's bounded buffer) and messages for the handlers
+other modules register (the control plane, ``gqlchannels.control``). So one event costs one
+channel-layer message per process, and a layer fault is handled, logged and recovered from
+in one place instead of in every consumer.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgiref.sync import async_to_sync
 
@@ -31,16 +31,8 @@ logger = logging.getLogger("gqlchannels.hub")
 T = TypeVar("T")
 
 EVENT_TYPE = "gqlchannels.event"
-DISCONNECT_TYPE = "gqlchannels.disconnect"
-PROBE_TYPE = "gqlchannels.probe"
-PROBE_REPLY_TYPE = "gqlchannels.probe_reply"
-
-
-class Closable(Protocol):
-    """What the hub needs of a local connection: a way to close it."""
-
-    async def close(self, code: int | None = None, reason: str | None = None) -> None:
-        """Close the socket with ``code``."""
+#: Handles one channel-layer message of a type another module registered (``Hub.handle``).
+MessageHandler = Callable[[dict[str, Any]], None]
 
 
 def channel_layer() -> BaseChannelLayer:
@@ -98,9 +90,11 @@ class Listener:
 
 
 class Hub:
-    """One process's channel, group memberships, and registry of live connections.
+    """One process's channel and group memberships: fan-out of events to local listeners.
 
-    While anything listens or is connected, two tasks run: one receives from the layer, the
+    Other kinds of messages to this channel go to the handler registered for their type
+    (the control plane, ``gqlchannels.control``, registers its own). While anything listens
+    or holds the hub, two tasks run: one receives from the layer, the
     other re-joins every group periodically (channels-redis forgets members after
     ``group_expiry``, and everything after a restart without persistence) and, once the layer
     has failed, until it takes the memberships again. Every layer call goes through
@@ -110,7 +104,8 @@ class Hub:
     def __init__(self, layer: BaseChannelLayer):
         self.layer = layer
         self.channel_name: str | None = None
-        self.connections: dict[str, Closable] = {}
+        self._handlers: dict[str, MessageHandler] = {}
+        self._holders: set[object] = set()
         self._listeners: dict[str, set[Listener]] = {}
         self._membership = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -134,17 +129,32 @@ class Hub:
                 self.channel_name = name
         return self.channel_name
 
-    # -- connections -------------------------------------------------------------------------
+    # -- other subsystems on this channel ------------------------------------------------------
 
-    def attach(self, connection_id: str, connection: Closable) -> None:
-        """Make a live connection reachable for control messages (never waits)."""
-        self.connections[connection_id] = connection
+    def handle(self, message_type: str, handler: MessageHandler) -> None:
+        """Route messages of ``message_type`` on this channel to ``handler`` (never waits)."""
+        self._handlers[message_type] = handler
+
+    def hold(self, holder: object) -> None:
+        """Keep receiving while ``holder`` needs this channel (even with nothing to listen to)."""
+        self._holders.add(holder)
         self._run()
 
-    def detach(self, connection_id: str) -> None:
-        """Forget a connection that has closed."""
-        self.connections.pop(connection_id, None)
+    def release(self, holder: object) -> None:
+        """``holder`` no longer needs the channel."""
+        self._holders.discard(holder)
         self._stop_when_idle()
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """Send one message to another channel, under the hub's fault policy."""
+        await self.faults.call(self.layer, "send", channel, message)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``coroutine`` as a task the hub keeps a reference to until it is done."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     # -- listeners ---------------------------------------------------------------------------
 
@@ -180,7 +190,7 @@ class Hub:
         emptied = self._unregister(listener)
         self._stop_when_idle()
         if emptied:
-            await asyncio.shield(self._spawn(self._leave_when_unused(emptied)))
+            await asyncio.shield(self.spawn(self._leave_when_unused(emptied)))
 
     def _unregister(self, listener: Listener) -> list[str]:
         """Take ``listener`` off its groups; return the groups no local listener is left in."""
@@ -222,7 +232,7 @@ class Hub:
             ]
 
     def _stop_when_idle(self) -> None:
-        if not self._listeners and not self.connections:
+        if not self._listeners and not self._holders:
             for task in self._tasks:
                 task.cancel()
             self._tasks = []
@@ -269,34 +279,8 @@ class Hub:
             payload, results = message.get("payload"), SharedResults()
             for listener in self._listeners.get(message.get("group"), ()):  # type: ignore[arg-type]
                 listener.put(payload, results)
-        elif kind == DISCONNECT_TYPE:
-            for connection_id in message.get("connections", ()):
-                connection = self.connections.get(connection_id)
-                if connection is not None:
-                    self._spawn(connection.close(message.get("code"), message.get("reason")))
-        elif kind == PROBE_TYPE:
-            reply = {
-                "type": PROBE_REPLY_TYPE,
-                "token": message.get("token"),
-                "channel": self.channel_name,
-                "connections": list(self.connections),
-            }
-            self._spawn(self._reply(message.get("reply_to"), reply))
-
-    async def _reply(self, channel: Any, reply: dict[str, Any]) -> None:
-        if not isinstance(channel, str):
-            return
-        try:
-            await self.faults.call(self.layer, "send", channel, reply)
-        except Exception:  # the prober counts this hub as not answering
-            pass
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run ``coroutine`` as a task the hub keeps a reference to until it is done."""
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
+        elif isinstance(kind, str) and kind in self._handlers:
+            self._handlers[kind](message)
 
 
 def _raise_swallowed_cancellation() -> None:

@@ -12,7 +12,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from gqlchannels import control, tracking
-from gqlchannels.hub import get_hub
+from gqlchannels.control import get_control_plane
 from gqlchannels.models import Connection, Subscription
 from tests import registry_rows as rows
 from tests.helpers import closed_with, open_connection, receive, wait_until
@@ -243,6 +243,6 @@ async def test_the_detail_page_of_a_tracked_operation_never_shows_its_secrets(ad
 
 def _ids_of(*communicators: Any) -> list[str]:
     """The connection ids of ``communicators``, opened in this order (the hub keeps it)."""
-    ids = list(get_hub().connections)
+    ids = list(get_control_plane().connections)
     assert len(ids) == len(communicators)
     return ids

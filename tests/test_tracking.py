@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from gqlchannels import registry, tracking
 from gqlchannels.consumers import GraphQLWSConsumer
+from gqlchannels.control import get_control_plane
 from gqlchannels.hub import get_hub
 from gqlchannels.models import Connection, Subscription
 from gqlchannels.redaction import REDACTED
@@ -93,7 +94,7 @@ async def test_a_connection_row_is_written_by_the_flusher_and_deleted_when_it_cl
     assert tracker.running
     await flushes_until(tracker, lambda: tracker.connections[_only(tracker)].written)
     [row] = await connections()
-    [connection_id] = get_hub().connections
+    [connection_id] = get_control_plane().connections
     assert row.connection_id == connection_id
     assert row.channel_name == get_hub().channel_name
     assert row.server_id == tracking.server_id()
