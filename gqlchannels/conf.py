@@ -32,7 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_OPERATIONS_PER_CONNECTION": 100,
     # Largest frame accepted, in bytes (UTF-8); larger: close 4400 / legacy ``connection_error``.
     "MAX_MESSAGE_BYTES": 1024 * 1024,
-    # Largest document the parser reads, in lexical tokens (bounds parse and validation cost).
+    # Largest document the parser reads, in lexical tokens, and at most as many comments
+    # (bounds parse and validation cost).
     "MAX_DOCUMENT_TOKENS": 15_000,
     # Validation stops after this many errors, so a hostile document cannot flood the client.
     "MAX_VALIDATION_ERRORS": 50,
@@ -51,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     # Bytes the per-schema document cache may hold, as counted by gqlchannels.documents
     # (twice the text, plus 256 per AST node): clients choose the documents, so the cache is
     # bounded by memory as well as by count. A document larger than this is never cached.
-    "DOCUMENT_CACHE_BYTES": 32 * 1024 * 1024,
+    "DOCUMENT_CACHE_BYTES": 16 * 1024 * 1024,
     # Seconds ``websocket_disconnect`` waits for cancelled operations to run their ``finally``.
     "DISCONNECT_TIMEOUT": 5.0,
     # "thread": plain sync resolvers run off the event loop (safe for the Django ORM);
