@@ -79,6 +79,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between the registry's batched writes (new and ended connections and
     # operations); operations that start and end within one interval are never written.
     "TRACKING_FLUSH_INTERVAL": 1.0,
+    # Bytes (UTF-8) of a document, and of the variables' JSON text, that the registry stores
+    # per operation; longer ones are cut and end with "[truncated]" (the admin says so).
+    "TRACKING_MAX_DOCUMENT_BYTES": 16 * 1024,
+    "TRACKING_MAX_VARIABLES_BYTES": 16 * 1024,
     # Seconds between heartbeats: one UPDATE per process refreshing ``last_seen`` of every
     # connection it holds.
     "HEARTBEAT_INTERVAL": 15.0,

@@ -43,6 +43,7 @@ def test_unknown_or_empty_protocols_are_e003(protocols):
         {"MAX_OPERATIONS_PER_CONNECTION": 0},
         {"MAX_MESSAGE_BYTES": "1MB"},
         {"DOCUMENT_CACHE_BYTES": 0},
+        {"TRACKING_MAX_DOCUMENT_BYTES": None},
         {"KEEPALIVE_INTERVAL": -1},
         {"CONNECTION_INIT_WAIT_TIMEOUT": "3"},
         {"DISCONNECT_TIMEOUT": None},
