@@ -50,7 +50,14 @@ MASKED_MESSAGE = "Internal server error"
 #: document is time-sliced against the event loop instead of stalling every connection.
 _document_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gqlchannels-validate")
 
-_PARSE_ACCEPTS_TOKEN_LIMIT = "max_lexical_tokens" in inspect.signature(parse).parameters
+#: The parser's limits that MAX_DOCUMENT_TOKENS sets, where this graphql-core has them:
+#: tokens, and comments, which the token limit does not count (1 MB of ``#`` lines is
+#: 450,000 of them, seconds of parsing and ~86 MB while it lasts).
+_TOKEN_LIMITS = tuple(
+    name
+    for name in ("max_lexical_tokens", "max_comments")
+    if name in inspect.signature(parse).parameters
+)
 #: graphql-core 3.3 builds an executor once per subscription and a light copy per event;
 #: 3.2 has no such class and executes each event from the arguments.
 _COMPOSABLE_EXECUTOR = getattr(graphql, "Executor", None)
@@ -129,7 +136,7 @@ class Executor:
         return prepared
 
     def _parse_and_validate(self, query: str) -> PreparedDocument:
-        options = {"max_lexical_tokens": self.max_tokens} if _PARSE_ACCEPTS_TOKEN_LIMIT else {}
+        options = {name: self.max_tokens for name in _TOKEN_LIMITS}
         try:
             document = parse(query, **options)
         except GraphQLError as error:

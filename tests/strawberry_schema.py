@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.extensions import AddValidationRules, MaskErrors, QueryDepthLimiter
 
-from tests.test_limits import NoNodesRule
+from tests.validation_rules import NoNodesRule
 
 
 @strawberry.type

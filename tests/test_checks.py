@@ -44,6 +44,7 @@ def test_unknown_or_empty_protocols_are_e003(protocols):
         {"MAX_MESSAGE_BYTES": "1MB"},
         {"MAX_FRAME_DEPTH": 0},
         {"DOCUMENT_CACHE_BYTES": 0},
+        {"TRACKING_MAX_DOCUMENT_BYTES": None},
         {"KEEPALIVE_INTERVAL": -1},
         {"CONNECTION_INIT_WAIT_TIMEOUT": "3"},
         {"DISCONNECT_TIMEOUT": None},
@@ -172,7 +173,7 @@ def test_limits_switched_off_with_none_are_valid():
     assert checks.check_settings() == []
 
 
-@override_settings(GQLCHANNELS={"VALIDATION_RULES": ["tests.test_limits.NoNodesRule"]})
+@override_settings(GQLCHANNELS={"VALIDATION_RULES": ["tests.validation_rules.NoNodesRule"]})
 def test_validation_rules_that_import_as_rule_classes_pass():
     assert checks.check_validation_rules() == []
 
@@ -180,10 +181,10 @@ def test_validation_rules_that_import_as_rule_classes_pass():
 @pytest.mark.parametrize(
     "rules",
     [
-        ["tests.test_limits.NoSuchRule"],
+        ["tests.validation_rules.NoSuchRule"],
         ["tests.schema.probe"],
         ["graphql.GraphQLError"],
-        "tests.test_limits.NoNodesRule",
+        "tests.validation_rules.NoNodesRule",
     ],
 )
 def test_validation_rules_that_do_not_import_as_rule_classes_are_e008(rules):

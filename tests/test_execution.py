@@ -70,13 +70,12 @@ async def test_the_document_cache_is_bounded():
     assert await executor.prepare("{ hello }") is not first
 
 
-def comment_padded(number: int, lines: int = 4_000) -> str:
-    """A distinct document padded with comments: each comment is one lexical token, and
-    the token limit does not count them."""
+def comment_padded(number: int, lines: int = 2_000) -> str:
+    """A distinct document padded with comments: each comment is one lexical token."""
     return "#\n" * lines + f"{{ n{number}: hello }}"
 
 
-def over_the_token_limit(number: int, tokens: int = 600) -> str:
+def over_the_token_limit(number: int, tokens: int = 2_600) -> str:
     """A distinct document that fails to parse, after many comments and tokens were lexed."""
     return comment_padded(number) + " { " + "hello " * tokens + "}"
 
@@ -92,7 +91,7 @@ def is_plain_data(value: object) -> bool:
 @pytest.mark.parametrize("make_document", [comment_padded, over_the_token_limit])
 async def test_the_document_cache_holds_no_more_memory_than_its_budget(make_document):
     budget = 64 * 1024
-    executor = Executor(schema, max_tokens=500, cache_bytes=budget)
+    executor = Executor(schema, max_tokens=2_500, cache_bytes=budget)
     await executor.prepare("{ hello }")  # the parsing threads exist before measuring
     gc.collect()
     tracemalloc.start()
@@ -105,7 +104,7 @@ async def test_the_document_cache_holds_no_more_memory_than_its_budget(make_docu
     finally:
         tracemalloc.stop()
     assert executor.cache.bytes <= budget
-    assert held < 4 * budget  # with tokens kept: about 0.8 MB per document
+    assert held < 4 * budget  # with tokens kept: about 0.5 MB per document
 
 
 async def test_the_cache_counts_each_document_by_its_text_and_its_nodes():
@@ -125,7 +124,7 @@ async def test_a_document_larger_than_the_cache_budget_is_not_kept():
 
 async def test_a_cached_parse_error_is_plain_data_without_traceback_or_tokens():
     executor = Executor(schema, max_tokens=50)
-    prepared = await executor.prepare(over_the_token_limit(1, tokens=100))
+    prepared = await executor.prepare(comment_padded(1, lines=10) + "{ " + "hello " * 50 + "}")
     assert prepared.document is None
     assert prepared.errors and is_plain_data(prepared.errors)
 
@@ -151,6 +150,13 @@ async def test_documents_over_the_token_limit_are_refused_before_validation():
     with pytest.raises(OperationFailed) as failure:
         await run(executor, "{ " + "hello " * 100 + "}")
     assert "token" in failure.value.errors[0]["message"]
+
+
+async def test_documents_with_more_comments_than_the_token_limit_are_refused():
+    executor = Executor(schema, max_tokens=50)
+    with pytest.raises(OperationFailed) as failure:
+        await run(executor, comment_padded(1, lines=100))
+    assert "comments" in failure.value.errors[0]["message"]
 
 
 async def test_validation_errors_are_capped():

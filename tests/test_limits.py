@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import override_settings
-from graphql import GraphQLError, ValidationRule, build_schema, get_introspection_query
+from graphql import build_schema, get_introspection_query
 
 from gqlchannels.consumers import GraphQLWSConsumer
 from gqlchannels.execution import Executor, resolve_schema
@@ -30,14 +30,6 @@ async def errors_of(query: str, **limits) -> list[str]:
         executor = Executor(TREE)
     prepared = await executor.prepare(query)
     return [error["message"] for error in prepared.errors]
-
-
-class NoNodesRule(ValidationRule):
-    """A project's own rule: the plural ``nodes`` field is not for clients."""
-
-    def enter_field(self, node, *_args):
-        if node.name.value == "nodes":
-            self.report_error(GraphQLError("nodes is not for clients.", node))
 
 
 # -- depth --------------------------------------------------------------------------------
@@ -137,7 +129,7 @@ async def test_limits_set_to_none_are_off():
 
 async def test_validation_rules_from_settings_run_next_to_the_specified_ones():
     messages = await errors_of(
-        "{ nodes { name } missing }", VALIDATION_RULES=["tests.test_limits.NoNodesRule"]
+        "{ nodes { name } missing }", VALIDATION_RULES=["tests.validation_rules.NoNodesRule"]
     )
     assert messages == [
         "nodes is not for clients.",
