@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -12,31 +13,29 @@ from . import conf, ignored
 from .limits import import_rule
 from .protocols import PROTOCOLS
 
-_POSITIVE_INTEGERS = (
-    "MAX_OPERATIONS_PER_CONNECTION",
-    "MAX_MESSAGE_BYTES",
-    "MAX_FRAME_DEPTH",
-    "MAX_VALIDATION_ERRORS",
-    "DOCUMENT_CACHE_SIZE",
-    "DOCUMENT_CACHE_BYTES",
-    "SUBSCRIPTION_BUFFER_SIZE",
-    "SEND_WINDOW",
-    "MAX_OUTBOUND_BUFFER_BYTES",
-    "MAX_OPERATION_ID_LENGTH",
-    "TRACKING_MAX_DOCUMENT_BYTES",
-    "TRACKING_MAX_VARIABLES_BYTES",
-)
-#: Limits that None switches off.
-_OPTIONAL_POSITIVE_INTEGERS = ("MAX_QUERY_DEPTH", "MAX_ALIASES", "MAX_QUERY_COST")
-_OPTIONAL_DURATIONS = (
-    "CONNECTION_INIT_WAIT_TIMEOUT",
-    "KEEPALIVE_INTERVAL",
-    "PONG_TIMEOUT",
-    "MAX_DOCUMENT_TOKENS",
-)
-_DURATIONS = ("DISCONNECT_TIMEOUT", "BROADCAST_TIMEOUT", "GROUP_REJOIN_INTERVAL", "DRAIN_WINDOW")
-#: Intervals of a loop: 0 would make it spin.
-_POSITIVE_DURATIONS = ("TRACKING_FLUSH_INTERVAL", "HEARTBEAT_INTERVAL", "STALE_AFTER")
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_positive_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_non_negative_number(value: Any) -> bool:
+    return _is_number(value) and value >= 0
+
+
+def _is_positive_number(value: Any) -> bool:
+    return _is_number(value) and value > 0
+
+
+#: The check id of each numeric kind of setting (one id per condition) and its test.
+_NUMBER_CHECKS: dict[conf.Kind, tuple[str, Callable[[Any], bool]]] = {
+    conf.Kind.POSITIVE_INTEGER: ("gqlchannels.E004", _is_positive_integer),
+    conf.Kind.NON_NEGATIVE_NUMBER: ("gqlchannels.E009", _is_non_negative_number),
+    conf.Kind.POSITIVE_NUMBER: ("gqlchannels.E010", _is_positive_number),
+}
 
 
 def register() -> None:
@@ -51,7 +50,7 @@ def register() -> None:
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """E001-E005: the shape and values of the ``GQLCHANNELS`` dict."""
+    """E001-E005, E009 and E010: the shape and values of the ``GQLCHANNELS`` dict."""
     user = getattr(settings, conf.SETTINGS_NAME, None)
     if user is None:
         return []
@@ -74,36 +73,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="gqlchannels.E003",
             )
         )
-    for name in (*_POSITIVE_INTEGERS, *_OPTIONAL_POSITIVE_INTEGERS):
-        value = conf.get(name)
-        if value is None and name in _OPTIONAL_POSITIVE_INTEGERS:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            errors.append(
-                checks.Error(
-                    f"GQLCHANNELS[{name!r}] must be a positive integer"
-                    + (" or None." if name in _OPTIONAL_POSITIVE_INTEGERS else "."),
-                    id="gqlchannels.E004",
-                )
-            )
-    for name in (*_OPTIONAL_DURATIONS, *_DURATIONS):
-        value = conf.get(name)
-        if value is None and name in _OPTIONAL_DURATIONS:
-            continue
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-            errors.append(
-                checks.Error(
-                    f"GQLCHANNELS[{name!r}] must be a number >= 0"
-                    + (" or None." if name in _OPTIONAL_DURATIONS else "."),
-                    id="gqlchannels.E004",
-                )
-            )
-    for name in _POSITIVE_DURATIONS:
-        value = conf.get(name)
-        if not _is_number(value) or value <= 0:
-            errors.append(
-                checks.Error(f"GQLCHANNELS[{name!r}] must be a number > 0.", id="gqlchannels.E004")
-            )
+    errors.extend(_number_errors())
     if conf.get("SYNC_RESOLVERS") not in ("thread", "inline"):
         errors.append(
             checks.Error(
@@ -244,8 +214,25 @@ def check_redis_socket_timeout(app_configs: Any = None, **kwargs: Any) -> list[c
     return warnings
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _number_errors() -> list[checks.CheckMessage]:
+    """E004, E009 and E010: each numeric setting holds a value of its kind (or None, where
+    None switches it off)."""
+    errors: list[checks.CheckMessage] = []
+    for setting in conf.SETTINGS:
+        if setting.kind not in _NUMBER_CHECKS:
+            continue
+        value = conf.get(setting.name)
+        check_id, valid = _NUMBER_CHECKS[setting.kind]
+        if (value is None and setting.optional) or valid(value):
+            continue
+        errors.append(
+            checks.Error(
+                f"GQLCHANNELS[{setting.name!r}] must be {setting.kind.value}"
+                + (" or None." if setting.optional else "."),
+                id=check_id,
+            )
+        )
+    return errors
 
 
 def check_tracking(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -276,8 +263,8 @@ def check_tracking(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     heartbeat, stale, flush = (
         conf.get(name) for name in ("HEARTBEAT_INTERVAL", "STALE_AFTER", "TRACKING_FLUSH_INTERVAL")
     )
-    if not all(_is_number(value) and value > 0 for value in (heartbeat, stale, flush)):
-        return []  # E004 already says so
+    if not all(_is_positive_number(value) for value in (heartbeat, stale, flush)):
+        return []  # E010 already says so
     if conf.get("TRACKING") and stale <= heartbeat + flush:
         return [
             checks.Warning(

@@ -1,124 +1,362 @@
-"""The ``GQLCHANNELS`` settings dict, with defaults, read on every access.
+"""The ``GQLCHANNELS`` settings: one table declares each setting once, and everything else
+(defaults, ``as_asgi(...)`` options, the protocols' options, the checks) is derived from it.
 
-Reading on access (rather than once at import) keeps ``override_settings`` in tests and
-settings changed by the project after import working, the way Django's own settings do.
+Settings are read when they are used, never once at import, so ``override_settings`` in tests
+and settings changed by the project after import keep working. *When* a setting is used is
+its ``read``:
+
+- ``Read.CONNECTION``: by each connection. The per-route options (``route``) among them come
+  from ``as_asgi(...)`` when given there; the protocol's timings and limits and the outbound
+  budget are read as the connection opens, the frame limits on every frame.
+- ``Read.SCHEMA``: once per schema, when its shared ``Executor`` is built (the first connection
+  to that schema), because they decide what its document cache holds: a document validated
+  under one set of limits must not be served from the cache under another. Changing them takes
+  a restart (tests build an ``Executor`` of their own).
+- ``Read.USE``: each time the code that needs it runs (a broadcast, a flush, a heartbeat, a
+  drain, an admin page).
 """
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings as django_settings
 
 SETTINGS_NAME = "GQLCHANNELS"
 
-DEFAULTS: dict[str, Any] = {
-    # Dotted path to a graphql-core GraphQLSchema (or a Strawberry / Graphene schema object),
-    # used when the consumer is routed without ``schema=``.
-    "SCHEMA": None,
-    # Subprotocols the consumer speaks, in the server's order of preference for documentation;
-    # negotiation follows the client's order among these.
-    "PROTOCOLS": ("graphql-transport-ws", "graphql-ws"),
-    # Seconds to wait for ``connection_init`` after accept; 0 closes at once (4408), None never.
-    "CONNECTION_INIT_WAIT_TIMEOUT": 3.0,
-    # Seconds between server pings (graphql-transport-ws) or ``ka`` frames (legacy); None: off.
-    "KEEPALIVE_INTERVAL": 12.0,
-    # Seconds a graphql-transport-ws peer has to answer a server ping before it is closed (3008).
-    "PONG_TIMEOUT": 10.0,
-    # graphql-transport-ws flow control: operation frames sent but not yet proven read (by a
-    # pong to a later ping); at this many the connection's operations wait for the client.
-    "SEND_WINDOW": 500,
-    # Bytes the server may hold for one client that it has not read (Daphne buffers without
-    # bound; uvicorn's transports say how much they hold); past this the client is taken for a
-    # stalled reader and closed with 4413, whatever the protocol.
-    "MAX_OUTBOUND_BUFFER_BYTES": 4 * 1024 * 1024,
-    # Longest operation id accepted, in characters: ids are echoed in every frame of their
-    # operation. Longer: close 4400 / legacy ``connection_error``.
-    "MAX_OPERATION_ID_LENGTH": 128,
-    # Operations running at once on one connection; one more gets an ``error`` message.
-    "MAX_OPERATIONS_PER_CONNECTION": 100,
-    # Largest frame accepted, in bytes (UTF-8); larger: close 4400 / legacy ``connection_error``.
-    "MAX_MESSAGE_BYTES": 1024 * 1024,
-    # Deepest nesting of objects and arrays a frame may have; deeper is treated as invalid
-    # JSON (close 4400 / legacy ``connection_error``). Keep it well under 254, the depth
-    # orjson can encode again (variables are encoded for cache keys and the registry).
-    "MAX_FRAME_DEPTH": 32,
-    # Largest document the parser reads, in lexical tokens, and at most as many comments
-    # (bounds parse and validation cost).
-    "MAX_DOCUMENT_TOKENS": 15_000,
-    # Validation stops after this many errors, so a hostile document cannot flood the client.
-    "MAX_VALIDATION_ERRORS": 50,
-    # Limits every operation must pass at validation, fragments expanded (None: no limit).
-    # Fields nested deeper than this; the standard introspection query is 15 deep.
-    "MAX_QUERY_DEPTH": 20,
-    # Aliased fields: aliases are how one document repeats a field's work.
-    "MAX_ALIASES": 30,
-    # Fields resolved per object, each fragment counted once per spread (lists are not
-    # multiplied); the standard introspection query asks for about 230.
-    "MAX_QUERY_COST": 2000,
-    # Dotted paths of further graphql-core ValidationRule classes to run on every document.
-    "VALIDATION_RULES": (),
-    # Parsed and validated documents kept in the per-schema LRU cache.
-    "DOCUMENT_CACHE_SIZE": 500,
-    # Bytes the per-schema document cache may hold, as counted by gqlchannels.documents
-    # (twice the text, plus 256 per AST node): clients choose the documents, so the cache is
-    # bounded by memory as well as by count. A document larger than this is never cached.
-    "DOCUMENT_CACHE_BYTES": 16 * 1024 * 1024,
-    # Seconds a connection's teardown waits for cancelled operations to run their ``finally``.
-    "DISCONNECT_TIMEOUT": 5.0,
-    # Seconds over which a stopping server (SIGTERM/SIGINT) closes its connections with 1012,
-    # evenly spread so that reconnecting clients do not return as one herd; 0 closes all at once.
-    "DRAIN_WINDOW": 5.0,
-    # "thread": plain sync resolvers run off the event loop (safe for the Django ORM);
-    # "inline": they run on the loop (faster, for resolvers that never block).
-    "SYNC_RESOLVERS": "thread",
-    # Events buffered per subscription between the channel layer and the resolver; a
-    # subscription that falls further behind ends with an ``error`` (SubscriptionOverflow).
-    "SUBSCRIPTION_BUFFER_SIZE": 1000,
-    # Seconds ``broadcast`` / ``broadcast_sync`` wait for the channel layer before raising
-    # BroadcastError (Redis down or unreachable).
-    "BROADCAST_TIMEOUT": 5.0,
-    # Seconds between re-joins of every group this process listens to, so memberships
-    # survive channels-redis' group_expiry and a Redis restart (also capped at a third of
-    # the layer's group_expiry, and done at once when the layer recovers from a fault).
-    "GROUP_REJOIN_INTERVAL": 30.0,
-    # Channel layer alias used for broadcasting and per-connection messages.
-    "CHANNEL_LAYER": "default",
-    # Show exception messages of unexpected resolver errors to clients; None follows DEBUG.
-    "DEBUG_ERRORS": None,
-    # Keep a live registry of connections and operations in the database (the admin's
-    # "GraphQL over WebSocket" pages, ``manage.py gqlchannels_audit``). It is written off the
-    # hot path: consumers only queue changes, one task per process writes them in batches.
-    "TRACKING": True,
-    # Seconds between the registry's batched writes (new and ended connections and
-    # operations); operations that start and end within one interval are never written.
-    "TRACKING_FLUSH_INTERVAL": 1.0,
-    # Bytes (UTF-8) of a document, and of the variables' JSON text, that the registry stores
-    # per operation; longer ones are cut and end with "[truncated]" (the admin says so).
-    "TRACKING_MAX_DOCUMENT_BYTES": 16 * 1024,
-    "TRACKING_MAX_VARIABLES_BYTES": 16 * 1024,
-    # Seconds between heartbeats: one UPDATE per process refreshing ``last_seen`` of every
-    # connection it holds.
-    "HEARTBEAT_INTERVAL": 15.0,
-    # Seconds without a heartbeat after which a connection's row is stale (its process is
-    # presumably gone); keep it several heartbeats long.
-    "STALE_AFTER": 60.0,
-}
+
+class Kind(enum.Enum):
+    """What values a setting takes; ``gqlchannels.checks`` validates each kind."""
+
+    POSITIVE_INTEGER = "a positive integer"
+    NON_NEGATIVE_NUMBER = "a number >= 0"
+    POSITIVE_NUMBER = "a number > 0"
+    SCHEMA = "a GraphQL schema or its dotted path"
+    PROTOCOLS = "a list of supported subprotocols"
+    RESOLVER_POLICY = "'thread' or 'inline'"
+    BOOLEAN = "True or False"
+    RULE_PATHS = "a list of dotted paths of ValidationRule classes"
+    LAYER_ALIAS = "an alias of CHANNEL_LAYERS"
+
+
+class Read(enum.Enum):
+    """When a setting is read (see the module docstring)."""
+
+    CONNECTION = "connection"
+    SCHEMA = "schema"
+    USE = "use"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the table: a setting's name, default, kind, when it is read, whether
+    ``as_asgi(...)`` takes it per route (as its lower-case name), whether None is allowed
+    (it switches the setting off), and what it means."""
+
+    name: str
+    default: Any
+    kind: Kind
+    read: Read
+    meaning: str
+    route: bool = False
+    optional: bool = False
+
+    @property
+    def option(self) -> str:
+        """The name ``as_asgi(...)`` and the protocol options know it by."""
+        return self.name.lower()
+
+
+_C, _S, _U = Read.CONNECTION, Read.SCHEMA, Read.USE
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "SCHEMA",
+        None,
+        Kind.SCHEMA,
+        _C,
+        optional=True,
+        meaning="Schema (or its dotted path) used when the consumer is routed without schema=.",
+    ),
+    Setting(
+        "PROTOCOLS",
+        ("graphql-transport-ws", "graphql-ws"),
+        Kind.PROTOCOLS,
+        _C,
+        route=True,
+        meaning="Subprotocols spoken; negotiation follows the client's order among these.",
+    ),
+    Setting(
+        "CONNECTION_INIT_WAIT_TIMEOUT",
+        3.0,
+        Kind.NON_NEGATIVE_NUMBER,
+        _C,
+        route=True,
+        optional=True,
+        meaning="Seconds to wait for connection_init after accept; 0 closes at once (4408).",
+    ),
+    Setting(
+        "KEEPALIVE_INTERVAL",
+        12.0,
+        Kind.NON_NEGATIVE_NUMBER,
+        _C,
+        route=True,
+        optional=True,
+        meaning="Seconds between server pings (graphql-transport-ws) or ka frames (legacy).",
+    ),
+    Setting(
+        "PONG_TIMEOUT",
+        10.0,
+        Kind.NON_NEGATIVE_NUMBER,
+        _C,
+        route=True,
+        optional=True,
+        meaning="Seconds a graphql-transport-ws peer has to answer a ping before 3008.",
+    ),
+    Setting(
+        "SEND_WINDOW",
+        500,
+        Kind.POSITIVE_INTEGER,
+        _C,
+        route=True,
+        meaning="graphql-transport-ws operation frames sent but not proven read by a pong; "
+        "at this many the connection's operations wait for the client.",
+    ),
+    Setting(
+        "MAX_OUTBOUND_BUFFER_BYTES",
+        4 * 1024 * 1024,
+        Kind.POSITIVE_INTEGER,
+        _C,
+        route=True,
+        meaning="Bytes the server may hold unread for one client (Daphne buffers without "
+        "bound); past this the client is a stalled reader, closed with 4413.",
+    ),
+    Setting(
+        "MAX_OPERATION_ID_LENGTH",
+        128,
+        Kind.POSITIVE_INTEGER,
+        _C,
+        route=True,
+        meaning="Longest operation id in characters (ids are echoed in every frame); longer: "
+        "close 4400 / legacy connection_error.",
+    ),
+    Setting(
+        "MAX_OPERATIONS_PER_CONNECTION",
+        100,
+        Kind.POSITIVE_INTEGER,
+        _C,
+        route=True,
+        meaning="Operations running at once on one connection; one more gets an error.",
+    ),
+    Setting(
+        "MAX_MESSAGE_BYTES",
+        1024 * 1024,
+        Kind.POSITIVE_INTEGER,
+        _C,
+        route=True,
+        meaning="Largest frame in UTF-8 bytes; larger: close 4400 / legacy connection_error.",
+    ),
+    Setting(
+        "MAX_FRAME_DEPTH",
+        32,
+        Kind.POSITIVE_INTEGER,
+        _C,
+        route=True,
+        meaning="Deepest nesting in a frame, deeper is invalid JSON; keep it well under 254, "
+        "the depth orjson encodes again (variables feed cache keys and the registry).",
+    ),
+    Setting(
+        "MAX_DOCUMENT_TOKENS",
+        15_000,
+        Kind.POSITIVE_INTEGER,
+        _S,
+        optional=True,
+        meaning="Lexical tokens the parser reads, and as many comments (bounds parse and "
+        "validation cost).",
+    ),
+    Setting(
+        "MAX_VALIDATION_ERRORS",
+        50,
+        Kind.POSITIVE_INTEGER,
+        _S,
+        meaning="Validation stops after this many errors, so a document cannot flood the client.",
+    ),
+    Setting(
+        "MAX_QUERY_DEPTH",
+        20,
+        Kind.POSITIVE_INTEGER,
+        _S,
+        optional=True,
+        meaning="Fields nested deeper are refused at validation (introspection is 15 deep).",
+    ),
+    Setting(
+        "MAX_ALIASES",
+        30,
+        Kind.POSITIVE_INTEGER,
+        _S,
+        optional=True,
+        meaning="Aliased fields per operation, fragments expanded (aliases repeat work).",
+    ),
+    Setting(
+        "MAX_QUERY_COST",
+        2000,
+        Kind.POSITIVE_INTEGER,
+        _S,
+        optional=True,
+        meaning="Fields resolved per operation, each fragment once per spread, lists not "
+        "multiplied (the introspection query asks for about 230).",
+    ),
+    Setting(
+        "VALIDATION_RULES",
+        (),
+        Kind.RULE_PATHS,
+        _S,
+        meaning="Dotted paths of further graphql-core ValidationRule classes for every document.",
+    ),
+    Setting(
+        "DOCUMENT_CACHE_SIZE",
+        500,
+        Kind.POSITIVE_INTEGER,
+        _S,
+        meaning="Parsed and validated documents kept in the per-schema LRU cache.",
+    ),
+    Setting(
+        "DOCUMENT_CACHE_BYTES",
+        16 * 1024 * 1024,
+        Kind.POSITIVE_INTEGER,
+        _S,
+        meaning="Bytes that cache may hold, as gqlchannels.documents counts them (clients choose "
+        "the documents); a larger document is never cached.",
+    ),
+    Setting(
+        "DISCONNECT_TIMEOUT",
+        5.0,
+        Kind.NON_NEGATIVE_NUMBER,
+        _C,
+        route=True,
+        meaning="Seconds a connection's teardown waits for cancelled operations' finally.",
+    ),
+    Setting(
+        "DRAIN_WINDOW",
+        5.0,
+        Kind.NON_NEGATIVE_NUMBER,
+        _U,
+        meaning="Seconds over which a stopping server closes its connections with 1012, spread "
+        "evenly so clients do not return as one herd; 0 closes all at once.",
+    ),
+    Setting(
+        "SYNC_RESOLVERS",
+        "thread",
+        Kind.RESOLVER_POLICY,
+        _S,
+        meaning="'thread': plain sync resolvers run off the event loop (ORM-safe); 'inline': "
+        "on the loop (for resolvers that never block).",
+    ),
+    Setting(
+        "SUBSCRIPTION_BUFFER_SIZE",
+        1000,
+        Kind.POSITIVE_INTEGER,
+        _U,
+        meaning="Events buffered per subscription; one further behind ends with an error.",
+    ),
+    Setting(
+        "BROADCAST_TIMEOUT",
+        5.0,
+        Kind.NON_NEGATIVE_NUMBER,
+        _U,
+        meaning="Seconds broadcast() waits for the channel layer before BroadcastError.",
+    ),
+    Setting(
+        "GROUP_REJOIN_INTERVAL",
+        30.0,
+        Kind.NON_NEGATIVE_NUMBER,
+        _U,
+        meaning="Seconds between re-joins of every group this process listens to (at most a "
+        "third of group_expiry, and at once after a layer fault).",
+    ),
+    Setting(
+        "CHANNEL_LAYER",
+        "default",
+        Kind.LAYER_ALIAS,
+        _U,
+        meaning="Channel layer alias used for broadcasting and per-connection messages.",
+    ),
+    Setting(
+        "DEBUG_ERRORS",
+        None,
+        Kind.BOOLEAN,
+        _U,
+        optional=True,
+        meaning="Show unexpected resolver errors' messages to clients; None follows DEBUG.",
+    ),
+    Setting(
+        "TRACKING",
+        True,
+        Kind.BOOLEAN,
+        _U,
+        meaning="Keep the live registry of connections and operations in the database "
+        "(queued by consumers, written in batches off the hot path).",
+    ),
+    Setting(
+        "TRACKING_FLUSH_INTERVAL",
+        1.0,
+        Kind.POSITIVE_NUMBER,
+        _U,
+        meaning="Seconds between the registry's batched writes; shorter operations are never "
+        "written.",
+    ),
+    Setting(
+        "TRACKING_MAX_DOCUMENT_BYTES",
+        16 * 1024,
+        Kind.POSITIVE_INTEGER,
+        _U,
+        meaning="UTF-8 bytes of a document the registry stores; longer is cut, '[truncated]'.",
+    ),
+    Setting(
+        "TRACKING_MAX_VARIABLES_BYTES",
+        16 * 1024,
+        Kind.POSITIVE_INTEGER,
+        _U,
+        meaning="UTF-8 bytes of the variables' JSON the registry stores; longer is cut.",
+    ),
+    Setting(
+        "HEARTBEAT_INTERVAL",
+        15.0,
+        Kind.POSITIVE_NUMBER,
+        _U,
+        meaning="Seconds between heartbeats: one UPDATE per process refreshing last_seen.",
+    ),
+    Setting(
+        "STALE_AFTER",
+        60.0,
+        Kind.POSITIVE_NUMBER,
+        _U,
+        meaning="Seconds without a heartbeat after which a row is stale (its process presumably "
+        "gone); keep it several heartbeats long.",
+    ),
+)
+
+#: Every setting by name.
+TABLE: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
+
+DEFAULTS: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}
 
 #: Option names accepted by ``GraphQLWSConsumer.as_asgi(...)`` (lower case of the setting).
-CONSUMER_OPTIONS = (
-    "protocols",
-    "connection_init_wait_timeout",
-    "keepalive_interval",
-    "pong_timeout",
-    "max_operations_per_connection",
-    "max_message_bytes",
-    "max_frame_depth",
-    "disconnect_timeout",
-    "send_window",
-    "max_outbound_buffer_bytes",
-    "max_operation_id_length",
-)
+CONSUMER_OPTIONS = tuple(setting.option for setting in SETTINGS if setting.route)
+
+
+class _FromSettings:
+    """The type of ``FROM_SETTINGS``: a default that None (which switches limits off)
+    cannot stand for."""
+
+    def __repr__(self) -> str:
+        return "FROM_SETTINGS"
+
+
+#: A keyword argument's default meaning "the setting's value when the object is built".
+FROM_SETTINGS: Any = _FromSettings()
 
 
 def user_settings() -> dict[str, Any]:
@@ -131,6 +369,11 @@ def get(name: str) -> Any:
     if name not in DEFAULTS:
         raise KeyError(f"Unknown {SETTINGS_NAME} setting {name!r}")
     return user_settings().get(name, DEFAULTS[name])
+
+
+def given_or_setting(value: Any, name: str) -> Any:
+    """``value``, unless it was left at ``FROM_SETTINGS``: then the setting ``name``."""
+    return get(name) if value is FROM_SETTINGS else value
 
 
 def debug_errors() -> bool:

@@ -46,17 +46,11 @@ _executors: weakref.WeakKeyDictionary[GraphQLSchema, Executor] = weakref.WeakKey
 
 
 def executor_for(schema: GraphQLSchema) -> Executor:
-    """The shared Executor (and document cache) of ``schema``."""
+    """The shared Executor (and document cache) of ``schema``, built on first use from the
+    settings read per schema (``gqlchannels.conf``)."""
     executor = _executors.get(schema)
     if executor is None:
-        executor = _executors[schema] = Executor(
-            schema,
-            cache_size=conf.get("DOCUMENT_CACHE_SIZE"),
-            max_tokens=conf.get("MAX_DOCUMENT_TOKENS"),
-            max_validation_errors=conf.get("MAX_VALIDATION_ERRORS"),
-            offload_sync=conf.get("SYNC_RESOLVERS") == "thread",
-            debug_errors=conf.debug_errors,
-        )
+        executor = _executors[schema] = Executor(schema)
     return executor
 
 
@@ -222,15 +216,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         return next((name for name in offered if name in enabled and name in PROTOCOLS), None)
 
     def _protocol_options(self) -> ProtocolOptions:
-        return ProtocolOptions(
-            connection_init_wait_timeout=self.option("connection_init_wait_timeout"),
-            keepalive_interval=self.option("keepalive_interval"),
-            pong_timeout=self.option("pong_timeout"),
-            max_operations_per_connection=self.option("max_operations_per_connection"),
-            disconnect_timeout=self.option("disconnect_timeout"),
-            send_window=self.option("send_window"),
-            max_operation_id_length=self.option("max_operation_id_length"),
-        )
+        return ProtocolOptions.from_options(self.option)
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         """Bound, decode and hand one frame to the protocol."""

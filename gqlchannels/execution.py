@@ -35,6 +35,7 @@ from graphql import (
 )
 
 from . import conf, ignored, limits, sharing
+from .conf import FROM_SETTINGS
 from .documents import DocumentCache, PreparedDocument
 from .exceptions import OperationFailed
 from .json import dumps, preencoded
@@ -95,34 +96,44 @@ class OperationRequest:
 class Executor:
     """Runs operations against one schema; owns its document cache and error policy.
 
-    ``cache_bytes`` left at None takes ``GQLCHANNELS['DOCUMENT_CACHE_BYTES']``;
-    ``validation_rules`` (run next to graphql-core's specified rules) left at None are the
-    operation limits and ``VALIDATION_RULES`` of the settings (``gqlchannels.limits``).
+    Each keyword left at ``FROM_SETTINGS`` takes its setting as the Executor is built:
+    ``cache_size`` DOCUMENT_CACHE_SIZE, ``cache_bytes`` DOCUMENT_CACHE_BYTES, ``max_tokens``
+    MAX_DOCUMENT_TOKENS (None: no limit), ``max_validation_errors`` MAX_VALIDATION_ERRORS,
+    ``offload_sync`` whether SYNC_RESOLVERS is "thread", and ``validation_rules`` (run next to
+    graphql-core's specified rules) the operation limits and VALIDATION_RULES
+    (``gqlchannels.limits``). ``debug_errors`` is asked per error (DEBUG_ERRORS, else DEBUG).
     """
 
     def __init__(
         self,
         schema: GraphQLSchema,
         *,
-        cache_size: int = 500,
-        cache_bytes: int | None = None,
-        validation_rules: Sequence[type[ASTValidationRule]] | None = None,
-        max_tokens: int | None = 15_000,
-        max_validation_errors: int = 50,
-        offload_sync: bool = True,
-        debug_errors: Callable[[], bool] = lambda: False,
+        cache_size: int = FROM_SETTINGS,
+        cache_bytes: int = FROM_SETTINGS,
+        validation_rules: Sequence[type[ASTValidationRule]] = FROM_SETTINGS,
+        max_tokens: int | None = FROM_SETTINGS,
+        max_validation_errors: int = FROM_SETTINGS,
+        offload_sync: bool = FROM_SETTINGS,
+        debug_errors: Callable[[], bool] = conf.debug_errors,
     ):
         self.schema = schema
-        self.max_tokens = max_tokens
-        self.max_validation_errors = max_validation_errors
-        self.offload_sync = offload_sync
+        self.max_tokens = conf.given_or_setting(max_tokens, "MAX_DOCUMENT_TOKENS")
+        self.max_validation_errors = conf.given_or_setting(
+            max_validation_errors, "MAX_VALIDATION_ERRORS"
+        )
+        self.offload_sync = (
+            conf.get("SYNC_RESOLVERS") == "thread"
+            if offload_sync is FROM_SETTINGS
+            else offload_sync
+        )
         self.debug_errors = debug_errors
         self.validation_rules = (
             *specified_rules,
-            *(limits.validation_rules() if validation_rules is None else validation_rules),
+            *(limits.validation_rules() if validation_rules is FROM_SETTINGS else validation_rules),
         )
         self.cache = DocumentCache(
-            cache_size, conf.get("DOCUMENT_CACHE_BYTES") if cache_bytes is None else cache_bytes
+            conf.given_or_setting(cache_size, "DOCUMENT_CACHE_SIZE"),
+            conf.given_or_setting(cache_bytes, "DOCUMENT_CACHE_BYTES"),
         )
 
     async def prepare(self, query: str) -> PreparedDocument:
@@ -147,14 +158,6 @@ class Executor:
         if errors:
             return PreparedDocument.rejected(query, errors)
         return PreparedDocument.valid(query, document)
-
-    async def operation_type(self, request: OperationRequest) -> OperationType | None:
-        """The type of the operation ``request`` selects, or None if it selects none."""
-        prepared = await self.prepare(request.query)
-        if prepared.document is None:
-            return None
-        operation = get_operation_ast(prepared.document, request.operation_name)
-        return operation.operation if operation else None
 
     async def run(
         self, request: OperationRequest, context: Any, root: Any = None

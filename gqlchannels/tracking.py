@@ -148,8 +148,6 @@ class Tracker:
         self._failures = 0
         self._resync = False
         self._last_heartbeat = time.monotonic()
-        #: Flushes done (written, failed or with nothing to write), for tests and diagnostics.
-        self.flush_count = 0
 
     # -- recording (never waits) ----------------------------------------------------------
 
@@ -281,7 +279,6 @@ class Tracker:
             try:
                 await self._flush(heartbeat, min_age)
             finally:
-                self.flush_count += 1
                 done, self._flushed = self._flushed, asyncio.Event()
                 done.set()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from gqlchannels import checks
+from gqlchannels import checks, conf
 
 
 def ids(messages) -> list[str]:
@@ -45,18 +45,67 @@ def test_unknown_or_empty_protocols_are_e003(protocols):
         {"MAX_FRAME_DEPTH": 0},
         {"DOCUMENT_CACHE_BYTES": 0},
         {"TRACKING_MAX_DOCUMENT_BYTES": None},
+        {"SEND_WINDOW": 2.5},
+        {"SUBSCRIPTION_BUFFER_SIZE": True},
+    ],
+)
+def test_integers_that_are_not_positive_are_e004(setting):
+    with override_settings(GQLCHANNELS=setting):
+        assert ids(checks.check_settings()) == ["gqlchannels.E004"]
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"MAX_DOCUMENT_TOKENS": 0},
+        {"MAX_DOCUMENT_TOKENS": 1.5},
+        {"MAX_DOCUMENT_TOKENS": "15000"},
+    ],
+)
+def test_document_tokens_are_an_optional_positive_integer_e004(setting):
+    with override_settings(GQLCHANNELS=setting):
+        assert ids(checks.check_settings()) == ["gqlchannels.E004"]
+
+
+@override_settings(GQLCHANNELS={"MAX_DOCUMENT_TOKENS": None})
+def test_document_tokens_switched_off_with_none_are_valid():
+    assert checks.check_settings() == []
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
         {"KEEPALIVE_INTERVAL": -1},
         {"CONNECTION_INIT_WAIT_TIMEOUT": "3"},
+        {"PONG_TIMEOUT": True},
         {"DISCONNECT_TIMEOUT": None},
+        {"BROADCAST_TIMEOUT": -0.5},
+        {"DRAIN_WINDOW": "5"},
+    ],
+)
+def test_durations_below_zero_or_not_numbers_are_e009(setting):
+    with override_settings(GQLCHANNELS=setting):
+        assert ids(checks.check_settings()) == ["gqlchannels.E009"]
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
         {"TRACKING_FLUSH_INTERVAL": 0},
         {"HEARTBEAT_INTERVAL": -1},
         {"STALE_AFTER": "60"},
         {"STALE_AFTER": True},
+        {"STALE_AFTER": None},
     ],
 )
-def test_out_of_range_numbers_are_e004(setting):
+def test_loop_intervals_that_are_not_above_zero_are_e010(setting):
     with override_settings(GQLCHANNELS=setting):
-        assert ids(checks.check_settings()) == ["gqlchannels.E004"]
+        assert ids(checks.check_settings()) == ["gqlchannels.E010"]
+
+
+def test_each_numeric_kind_of_setting_has_its_own_check_id():
+    numeric = {setting.kind for setting in conf.SETTINGS} & set(checks._NUMBER_CHECKS)
+    assert len({checks._NUMBER_CHECKS[kind][0] for kind in numeric}) == len(numeric) == 3
 
 
 @override_settings(GQLCHANNELS={"KEEPALIVE_INTERVAL": None, "CONNECTION_INIT_WAIT_TIMEOUT": 0})
@@ -116,10 +165,10 @@ def test_staleness_within_a_heartbeat_is_fine_when_tracking_is_off():
         assert checks.check_tracking() == []
 
 
-def test_w003_stays_quiet_when_e004_already_reports_the_numbers():
+def test_w003_stays_quiet_when_e010_already_reports_the_numbers():
     with override_settings(GQLCHANNELS={"STALE_AFTER": 0}):
         assert checks.check_tracking() == []
-        assert ids(checks.check_settings()) == ["gqlchannels.E004"]
+        assert ids(checks.check_settings()) == ["gqlchannels.E010"]
 
 
 REDIS = "channels_redis.core.RedisChannelLayer"

@@ -12,9 +12,10 @@ import enum
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
 
+from .. import conf
 from ..close_codes import CloseCode
 from ..exceptions import ConnectionRejected, OperationRefused
 from ..execution import MASKED_MESSAGE, Executor, OperationFailed, OperationRequest
@@ -27,6 +28,13 @@ logger = logging.getLogger("gqlchannels.protocols")
 MAX_CLOSE_REASON_BYTES = 123
 #: Results an operation sends before it gives the event loop a turn, whatever its source does.
 RESULTS_PER_TURN = 16
+
+
+def _default(option: str) -> Any:
+    """The default of the per-route option ``option``, from the settings table."""
+    setting = conf.TABLE[option.upper()]
+    assert setting.route, f"{setting.name} is not a per-route option"
+    return setting.default
 
 
 class Connection(Protocol):
@@ -52,15 +60,21 @@ class Connection(Protocol):
 
 @dataclass(frozen=True)
 class ProtocolOptions:
-    """Timing and limits of one connection (from settings, overridden by ``as_asgi``)."""
+    """Timing and limits of one connection: per-route options of the settings table
+    (``gqlchannels.conf``), which gives their defaults; ``from_options`` fills every field."""
 
-    connection_init_wait_timeout: float | None = 3.0
-    keepalive_interval: float | None = 12.0
-    pong_timeout: float | None = 10.0
-    max_operations_per_connection: int = 100
-    disconnect_timeout: float = 5.0
-    send_window: int = 500
-    max_operation_id_length: int = 128
+    connection_init_wait_timeout: float | None = _default("connection_init_wait_timeout")
+    keepalive_interval: float | None = _default("keepalive_interval")
+    pong_timeout: float | None = _default("pong_timeout")
+    max_operations_per_connection: int = _default("max_operations_per_connection")
+    disconnect_timeout: float = _default("disconnect_timeout")
+    send_window: int = _default("send_window")
+    max_operation_id_length: int = _default("max_operation_id_length")
+
+    @classmethod
+    def from_options(cls, option: Callable[[str], Any]) -> ProtocolOptions:
+        """The options of one connection, each field's value from ``option(name)``."""
+        return cls(**{field.name: option(field.name) for field in fields(cls)})
 
 
 class OperationRegistry:
@@ -80,10 +94,6 @@ class OperationRegistry:
 
     def __len__(self) -> int:
         return len(self._active)
-
-    def ids(self) -> list[str]:
-        """The ids of the operations still active."""
-        return list(self._active)
 
     def start(self, operation_id: str, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``coroutine`` as the task of ``operation_id``."""
