@@ -14,7 +14,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -23,19 +23,18 @@ from django.utils.timesince import timesince
 
 from . import conf, control
 from .close_codes import CloseCode
-from .models import Connection, Subscription, split_topics, stale_cutoff
+from .models import Connection, RegistryQuerySet, Subscription, split_topics
 from .redaction import CUT_MARKER, is_cut
 
 _USERNAME = get_user_model().USERNAME_FIELD
 
 
 class HeartbeatFilter(admin.SimpleListFilter):
-    """Alive (heartbeat within ``STALE_AFTER``) or stale (its process is presumably gone)."""
+    """Alive (heartbeat within ``STALE_AFTER``) or stale (its process is presumably gone),
+    by the registry querysets' one predicate (for connections and operations alike)."""
 
     title = "heartbeat"
     parameter_name = "heartbeat"
-    #: How the filtered model reaches ``Connection.last_seen``.
-    last_seen = "last_seen"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         """The two states."""
@@ -43,30 +42,17 @@ class HeartbeatFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         """Rows in the chosen state (all of them when none is chosen)."""
-        stale = Q(**{f"{self.last_seen}__lt": stale_cutoff()})
         if self.value() == "alive":
-            return queryset.exclude(stale)
+            return queryset.alive()
         if self.value() == "stale":
-            return queryset.filter(stale)
+            return queryset.stale()
         return queryset
-
-
-class SubscriptionHeartbeatFilter(HeartbeatFilter):
-    """``HeartbeatFilter`` for operations, by their connection's heartbeat."""
-
-    last_seen = "connection__last_seen"
 
 
 def summary() -> dict[str, Any]:
     """The counts shown above both change lists (two aggregate queries)."""
-    alive = Q(last_seen__gte=stale_cutoff())
-    connections = Connection.objects.aggregate(
-        live=Count("pk", filter=alive), stale=Count("pk", filter=~alive)
-    )
-    subscriptions = Subscription.objects.aggregate(
-        live=Count("pk", filter=Q(connection__last_seen__gte=stale_cutoff())),
-        stale=Count("pk", filter=Q(connection__last_seen__lt=stale_cutoff())),
-    )
+    connections = _live_and_stale(Connection.objects.all())
+    subscriptions = _live_and_stale(Subscription.objects.all())
     return {
         "live_connections": connections["live"],
         "stale_connections": connections["stale"],
@@ -76,20 +62,23 @@ def summary() -> dict[str, Any]:
     }
 
 
+def _live_and_stale(rows: RegistryQuerySet) -> dict[str, int]:
+    """How many of ``rows`` are alive and how many stale (one aggregate query)."""
+    stale = rows.stale_condition()
+    return rows.aggregate(live=Count("pk", filter=~stale), stale=Count("pk", filter=stale))
+
+
 def disconnect(request: HttpRequest, model_admin: admin.ModelAdmin, connections: Any) -> None:
     """Close ``connections`` (a Connection queryset) wherever they are held, one channel-layer
     message per holding process, and tell the user what was asked."""
     targets: dict[str, list[str]] = defaultdict(list)
-    unreachable = stale = 0
-    cutoff = stale_cutoff()
-    for connection_id, channel, last_seen in connections.values_list(
-        "connection_id", "channel_name", "last_seen"
-    ):
+    unreachable = 0
+    for connection_id, channel in connections.values_list("connection_id", "channel_name"):
         if not channel:
             unreachable += 1
             continue
         targets[channel].append(connection_id)
-        stale += last_seen < cutoff
+    stale = connections.exclude(channel_name="").stale().count()
     asked = sum(len(ids) for ids in targets.values())
     if targets:
         try:
@@ -264,7 +253,7 @@ class SubscriptionAdmin(RegistryAdmin):
         "age",
         "alive",
     )
-    list_filter = (SubscriptionHeartbeatFilter, "connection__protocol", "operation_type")
+    list_filter = (HeartbeatFilter, "connection__protocol", "operation_type")
     list_select_related = ("connection", "connection__user")
     search_fields = (
         f"connection__user__{_USERNAME}",

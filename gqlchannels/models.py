@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any, Self
 
 from django.conf import settings
 from django.db import models, transaction
@@ -22,9 +23,12 @@ from . import conf
 TOPIC_SEPARATOR = "\n"
 
 
-def stale_cutoff(now: datetime | None = None) -> datetime:
-    """The instant before which a ``last_seen`` makes a row stale."""
-    return (now or timezone.now()) - timedelta(seconds=conf.get("STALE_AFTER"))
+def stale_cutoff(now: datetime | None = None, stale_after: float | None = None) -> datetime:
+    """The instant before which a ``last_seen`` makes a row stale: ``stale_after`` seconds
+    (``STALE_AFTER`` unless given) before ``now``."""
+    if stale_after is None:
+        stale_after = conf.get("STALE_AFTER")
+    return (now or timezone.now()) - timedelta(seconds=stale_after)
 
 
 def join_topics(topics: set[str] | list[str] | tuple[str, ...]) -> str:
@@ -37,16 +41,32 @@ def split_topics(stored: str) -> list[str]:
     return [topic for topic in stored.split(TOPIC_SEPARATOR) if topic]
 
 
-class ConnectionQuerySet(models.QuerySet["Connection"]):
-    """Connections, with the filters the admin and the audit share."""
+class RegistryQuerySet(models.QuerySet[Any]):
+    """Rows of the registry, with the one stale/alive predicate that the admin, its
+    disconnect action and the audit all use.
 
-    def stale(self, now: datetime | None = None) -> ConnectionQuerySet:
-        """Connections whose process has not sent a heartbeat for ``STALE_AFTER``."""
-        return self.filter(last_seen__lt=stale_cutoff(now))
+    ``cutoff`` left at None is ``stale_cutoff()``: ``STALE_AFTER`` before now.
+    """
 
-    def alive(self, now: datetime | None = None) -> ConnectionQuerySet:
-        """Connections whose process sent a heartbeat within ``STALE_AFTER``."""
-        return self.filter(last_seen__gte=stale_cutoff(now))
+    #: How the rows reach the heartbeat of their connection.
+    last_seen = "last_seen"
+
+    def stale_condition(self, cutoff: datetime | None = None) -> Q:
+        """``Q`` selecting the rows whose connection's process missed its heartbeats (for
+        ``filter()`` and for conditional aggregates such as ``Count(filter=...)``)."""
+        return Q(**{f"{self.last_seen}__lt": cutoff or stale_cutoff()})
+
+    def stale(self, cutoff: datetime | None = None) -> Self:
+        """Rows whose connection's process has not sent a heartbeat since ``cutoff``."""
+        return self.filter(self.stale_condition(cutoff))
+
+    def alive(self, cutoff: datetime | None = None) -> Self:
+        """Rows whose connection's process sent a heartbeat since ``cutoff``."""
+        return self.exclude(self.stale_condition(cutoff))
+
+
+class ConnectionQuerySet(RegistryQuerySet):
+    """Connections: the shared stale API, and ``purge``."""
 
     def purge(self) -> tuple[int, int]:
         """Delete these connections and their subscriptions in two statements; return how
@@ -61,6 +81,12 @@ class ConnectionQuerySet(models.QuerySet["Connection"]):
             deleted_subscriptions = subscriptions._raw_delete(self.db)
             deleted_connections = self._raw_delete(self.db)
         return deleted_connections, deleted_subscriptions
+
+
+class SubscriptionQuerySet(RegistryQuerySet):
+    """Operations, stale or alive by their connection's heartbeat."""
+
+    last_seen = "connection__last_seen"
 
 
 class Connection(models.Model):
@@ -126,6 +152,8 @@ class Subscription(models.Model):
     topics = models.TextField(blank=True, help_text="One topic per line.")
     started_at = models.DateTimeField(db_index=True)
 
+    objects = SubscriptionQuerySet.as_manager()
+
     class Meta:
         ordering = ["-started_at"]
         constraints = [
@@ -142,8 +170,3 @@ class Subscription(models.Model):
     def topic_list(self) -> list[str]:
         """The topics this operation listens to."""
         return split_topics(self.topics)
-
-
-def stale_q(prefix: str = "", now: datetime | None = None) -> Q:
-    """``Q`` selecting stale rows; ``prefix`` reaches the connection (``"connection__"``)."""
-    return Q(**{f"{prefix}last_seen__lt": stale_cutoff(now)})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -19,7 +19,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from ... import conf, control
-from ...models import Connection, Subscription, split_topics
+from ...models import Connection, Subscription, split_topics, stale_cutoff
 
 #: Stale connections listed in the text report (``--json`` lists them all).
 TEXT_LIST_LIMIT = 20
@@ -78,7 +78,7 @@ class Command(BaseCommand):
         if stale_after is None:
             stale_after = conf.get("STALE_AFTER")
         now = timezone.now()
-        cutoff = now - timedelta(seconds=stale_after)
+        cutoff = stale_cutoff(now, stale_after)
         report = gather(now, cutoff, stale_after)
         if options["probe"]:
             report["probe"] = self.probe(report, options["timeout"])
@@ -111,7 +111,7 @@ class Command(BaseCommand):
                 "connections": totals["stale_connections"],
                 "subscriptions": totals["stale_subscriptions"],
             }
-        connections, subscriptions = Connection.objects.filter(last_seen__lt=cutoff).purge()
+        connections, subscriptions = Connection.objects.stale(cutoff).purge()
         self.stderr.write(f"Deleted {connections} connection(s), {subscriptions} subscription(s).")
         return {"dry_run": False, "connections": connections, "subscriptions": subscriptions}
 
@@ -121,8 +121,8 @@ class Command(BaseCommand):
 
 def gather(now: datetime, cutoff: datetime, stale_after: float) -> dict[str, Any]:
     """The registry per server and per topic, and its stale connections (four queries)."""
-    stale = Q(last_seen__lt=cutoff)
-    stale_operation = Q(connection__last_seen__lt=cutoff)
+    stale = Connection.objects.stale_condition(cutoff)
+    stale_operation = Subscription.objects.stale_condition(cutoff)
     servers: dict[str, dict[str, Any]] = {}
     by_server = Connection.objects.values("server_id", "channel_name").annotate(
         connections=Count("pk"), stale=Count("pk", filter=stale), last_seen=Max("last_seen")
@@ -166,7 +166,7 @@ def gather(now: datetime, cutoff: datetime, stale_after: float) -> dict[str, Any
         },
         "servers": list(servers.values()),
         "topics": topics(stale_operation),
-        "stale_connections": stale_connections(stale),
+        "stale_connections": stale_connections(cutoff),
     }
 
 
@@ -186,10 +186,10 @@ def topics(stale: Q) -> list[dict[str, Any]]:
     return sorted(counts.values(), key=lambda entry: (-entry["subscriptions"], entry["topic"]))
 
 
-def stale_connections(stale: Q) -> list[dict[str, Any]]:
-    """Every stale connection, oldest heartbeat first (one query)."""
+def stale_connections(cutoff: datetime) -> list[dict[str, Any]]:
+    """Every connection stale at ``cutoff``, oldest heartbeat first (one query)."""
     rows = (
-        Connection.objects.filter(stale)
+        Connection.objects.stale(cutoff)
         .annotate(subscription_count=Count("subscriptions"))
         .order_by("last_seen", "connection_id")
         .values(
