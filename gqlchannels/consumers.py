@@ -260,7 +260,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         """Close with 1012 (Service Restart): the server is stopping, come back soon."""
         await self.close(CloseCode.SERVICE_RESTART, "Service Restart")
 
-    # -- the Connection interface the protocols use -------------------------------------------
+    # -- the Transport port the protocols use -------------------------------------------------
 
     async def send_message(self, message: dict[str, Any]) -> None:
         """Send one frame, or drop it quietly when the socket is closing or gone.
