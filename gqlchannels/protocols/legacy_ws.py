@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ..close_codes import CloseCode
 from ..execution import MASKED_MESSAGE
-from .base import BaseProtocol, CloseCode, ConnectionState, close_reason
+from .base import BaseProtocol, ConnectionState, close_reason
 from .messages import (
     OPERATION_ID,
     OPTIONAL_PAYLOAD,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .base import BaseProtocol, CloseCode, ConnectionState, close_reason
+from ..close_codes import CloseCode
+from .base import BaseProtocol, ConnectionState, close_reason
 from .messages import OPERATION_ID, OPTIONAL_PAYLOAD, REQUEST_PAYLOAD, operation_request
 
 
