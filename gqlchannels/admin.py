@@ -42,6 +42,7 @@ class HeartbeatFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         """Rows in the chosen state (all of them when none is chosen)."""
+        assert isinstance(queryset, RegistryQuerySet)  # both registry models' managers
         if self.value() == "alive":
             return queryset.alive()
         if self.value() == "stale":

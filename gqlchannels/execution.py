@@ -117,11 +117,11 @@ class Executor:
         debug_errors: Callable[[], bool] = conf.debug_errors,
     ):
         self.schema = schema
-        self.max_tokens = conf.given_or_setting(max_tokens, "MAX_DOCUMENT_TOKENS")
-        self.max_validation_errors = conf.given_or_setting(
+        self.max_tokens: int | None = conf.given_or_setting(max_tokens, "MAX_DOCUMENT_TOKENS")
+        self.max_validation_errors: int = conf.given_or_setting(
             max_validation_errors, "MAX_VALIDATION_ERRORS"
         )
-        self.offload_sync = (
+        self.offload_sync: bool = (
             conf.get("SYNC_RESOLVERS") == "thread"
             if offload_sync is FROM_SETTINGS
             else offload_sync
