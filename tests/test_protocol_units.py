@@ -38,6 +38,12 @@ class FakeConnection:
     async def admit(self, operation_id: str, request: OperationRequest) -> Any:
         return None
 
+    def operation_finished(self, operation_id: str) -> None:
+        pass
+
+    def operation_listens(self, operation_id: str, topics: frozenset[str]) -> None:
+        pass
+
     async def frames(self, count: int) -> list[dict[str, Any]]:
         async with asyncio.timeout(5):
             while len(self.sent) < count:
