@@ -376,17 +376,18 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         if allowed is False:
             raise OperationRefused()
         context = await self.get_context(operation_id)
-        operation_type, operation_name = await self.executor.describe(request)
-        signals.operation_started.send(
-            sender=type(self),
-            consumer=self,
-            operation_id=operation_id,
-            request=request,
-            context=context,
-            record=OperationRecord.of(
-                self.connection_id, operation_id, request, operation_type, operation_name
-            ),
-        )
+        if signals.operation_started.has_listeners(type(self)):  # else no record is needed
+            operation_type, operation_name = await self.executor.describe(request)
+            signals.operation_started.send(
+                sender=type(self),
+                consumer=self,
+                operation_id=operation_id,
+                request=request,
+                context=context,
+                record=OperationRecord.of(
+                    self.connection_id, operation_id, request, operation_type, operation_name
+                ),
+            )
         return context
 
     def operation_finished(self, operation_id: str) -> None:

@@ -7,6 +7,7 @@ Tests flush explicitly (``tracker.flush()``) where they check what was written, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from datetime import timedelta
@@ -19,7 +20,7 @@ from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from gqlchannels import tracking
+from gqlchannels import signals, tracking
 from gqlchannels.consumers import GraphQLWSConsumer
 from gqlchannels.control import get_control_plane
 from gqlchannels.hub import get_hub
@@ -228,6 +229,56 @@ async def test_topics_listened_to_after_the_first_write_are_added():
     tracker.listens(_only(tracker), "e", frozenset({"late"}))  # as ``listen`` tells it
     await tracker.flush()
     assert (await subscriptions())[0].topic_list == ["late"]
+    await communicator.disconnect()
+
+
+class OwnContextConsumer(GraphQLWSConsumer):
+    """A project whose ``get_context`` returns an object of its own, with no ``topics``."""
+
+    async def get_context(self, operation_id: str) -> Any:
+        return {"user": self.scope.get("user"), "operation": operation_id}
+
+
+async def test_topics_reach_the_registry_when_get_context_returns_a_projects_own_object():
+    communicator = await open_connection(consumer=OwnContextConsumer)
+    await start(communicator, TRANSPORT, "own", EVENTS, {"topic": "room:own"})
+    await wait_listening("room:own")
+    await tracking.get_tracker().flush()
+
+    [row] = await subscriptions()
+    assert row.topic_list == ["room:own"]
+    await communicator.disconnect()
+
+
+async def test_the_signals_carry_frozen_records_of_the_connection_and_the_operation():
+    seen: dict[str, Any] = {}
+
+    def keep(signal_name: str) -> Any:
+        def receiver(sender: Any, record: Any, **kwargs: Any) -> None:
+            seen[signal_name] = record
+
+        return receiver
+
+    opened, started = keep("opened"), keep("started")
+    signals.connection_opened.connect(opened)
+    signals.operation_started.connect(started)
+    try:
+        communicator = await open_connection()
+        await start(communicator, TRANSPORT, "r", EVENTS, {"topic": "records"})
+        await wait_listening("records")
+    finally:
+        signals.connection_opened.disconnect(opened)
+        signals.operation_started.disconnect(started)
+
+    connection, operation = seen["opened"], seen["started"]
+    assert isinstance(connection, tracking.ConnectionRecord)
+    assert connection.channel_name == get_hub().channel_name
+    assert (connection.protocol, connection.server_id) == (TRANSPORT, tracking.server_id())
+    assert isinstance(operation, tracking.OperationRecord)
+    assert (operation.connection_id, operation.operation_id) == (connection.connection_id, "r")
+    assert (operation.operation_type, operation.operation_name) == ("subscription", "Events")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        operation.document = "changed"  # type: ignore[misc]
     await communicator.disconnect()
 
 
