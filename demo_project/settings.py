@@ -8,6 +8,7 @@ is on only with ``DJANGO_DEBUG=1``.
 """
 
 import os
+from typing import Any
 from pathlib import Path
 
 from demo_project.secret_key import load_or_create
@@ -87,7 +88,7 @@ else:
         "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
     }
 
-GQLCHANNELS = {
+GQLCHANNELS: dict[str, Any] = {
     "SCHEMA": "demo_project.chat.schema.schema",
 }
 

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from . import conf
-from .exceptions import BroadcastError
-from .hub import EVENT_TYPE, LayerMissing, channel_layer, get_hub, run_from_sync
+from .exceptions import BroadcastError, LayerMissing
+from .hub import EVENT_TYPE, channel_layer, get_hub, run_from_sync
 from .operation_scope import scope_of
 
 GROUP_PREFIX = "gqlc."

@@ -17,7 +17,8 @@ import enum
 import logging
 import uuid
 import weakref
-from typing import Any, ClassVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
@@ -41,6 +42,16 @@ from .protocols import (
 )
 from .servers import ServerSocket
 from .tracking.records import ConnectionRecord, OperationRecord
+
+if TYPE_CHECKING:
+    from asgiref.typing import (
+        ASGIReceiveCallable,
+        ASGISendCallable,
+        WebSocketConnectEvent,
+        WebSocketDisconnectEvent,
+        WebSocketReceiveEvent,
+    )
+    from channels.consumer import _ChannelScope
 
 logger = logging.getLogger("gqlchannels.consumer")
 
@@ -119,7 +130,9 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     # -- ASGI plumbing ---------------------------------------------------------------------
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(
+        self, scope: _ChannelScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         """Run the connection on the client's frames alone, and tear it down however it ends.
 
         Broadcast events arrive through the per-process hub, so this consumer does not listen
@@ -133,7 +146,12 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         self.base_send = send
         self.socket = ServerSocket(send)
         try:
-            await await_many_dispatch([receive, self._closed_by_us], self.dispatch)
+            # types-channels types the callables as returning receive callables: they return
+            # events.
+            await await_many_dispatch(
+                [receive, self._closed_by_us],  # type: ignore[list-item]
+                self.dispatch,
+            )
         except StopConsumer:
             pass
         except asyncio.CancelledError:
@@ -165,10 +183,10 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             await self._internal_error()
             raise StopConsumer from None
 
-    async def _closed_by_us(self) -> dict[str, Any]:
+    async def _closed_by_us(self) -> WebSocketDisconnectEvent:
         """A ``websocket.disconnect`` of our own, once this side has closed the socket."""
         await self._closed_here.wait()
-        return {"type": "websocket.disconnect", "code": None}
+        return {"type": "websocket.disconnect", "code": 1000, "reason": None}
 
     async def _internal_error(self) -> None:
         try:
@@ -206,7 +224,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             if self._drain is not None:
                 await self._drain.left(self)
 
-    async def websocket_connect(self, message: dict[str, Any]) -> None:
+    async def websocket_connect(self, message: WebSocketConnectEvent) -> None:
         """Accept with the client's preferred enabled subprotocol, or accept and close 4406."""
         self.executor = executor_for(resolve_schema(self._schema_source or conf.get("SCHEMA")))
         chosen = self.choose_subprotocol(self.scope.get("subprotocols") or [])
@@ -238,7 +256,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             logger.debug("No hub channel for connection %s: %r", self.connection_id, exc)
             return ""
 
-    def choose_subprotocol(self, offered: list[str]) -> str | None:
+    def choose_subprotocol(self, offered: Iterable[str]) -> str | None:
         """The first subprotocol in the client's order that is enabled here."""
         enabled = self.option("protocols")
         return next((name for name in offered if name in enabled and name in PROTOCOLS), None)
@@ -254,7 +272,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             max_operation_id_length=self.option("max_operation_id_length"),
         )
 
-    async def websocket_receive(self, message: dict[str, Any]) -> None:
+    async def websocket_receive(self, message: WebSocketReceiveEvent) -> None:
         """Bound, decode and hand one frame to the protocol."""
         if self.protocol is None or self.socket_state is not SocketState.OPEN:
             return
@@ -273,7 +291,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             return
         await self.protocol.receive(decoded)
 
-    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+    async def websocket_disconnect(self, message: WebSocketDisconnectEvent) -> None:
         """The socket is gone: end the consumer (its teardown runs in ``__call__``)."""
         self.socket_state = SocketState.CLOSED
         raise StopConsumer
@@ -282,7 +300,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         """Close with 1012 (Service Restart): the server is stopping, come back soon."""
         await self.close(CloseCode.SERVICE_RESTART, "Service Restart")
 
-    # -- the Connection interface the protocols use -------------------------------------------
+    # -- the Transport port the protocols use -------------------------------------------------
 
     async def send_message(self, message: dict[str, Any]) -> None:
         """Send one frame, or drop it quietly when the socket is closing or gone.
@@ -299,7 +317,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             return
         await self._send_text(dumps(message))
 
-    async def send(
+    async def send(  # type: ignore[override]  # Channels' own override, as its stubs say
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
     ) -> None:
         """Channels' familiar ``send``, routed through the same guarded send as every frame

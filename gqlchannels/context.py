@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ class GraphQLWSContext:
     libraries whose context is a dict.
     """
 
-    scope: dict[str, Any]
+    scope: Mapping[str, Any]
     connection_params: dict[str, Any]
     consumer: Any
     operation_id: str

@@ -53,7 +53,7 @@ class PreparedDocument:
     @classmethod
     def rejected(cls, text: str, errors: Iterable[GraphQLError]) -> PreparedDocument:
         """The entry of a document that failed to parse or validate: its formatted errors."""
-        formatted = tuple(error.formatted for error in errors)
+        formatted = tuple(dict(error.formatted) for error in errors)
         size = sys.getsizeof(text) + sum(
             ERROR_BYTES + sys.getsizeof(error["message"]) for error in formatted
         )
@@ -74,13 +74,14 @@ def drop_tokens(document: DocumentNode) -> int:
         token.prev = token.next = None
         token = following
     count = 0
-    stack: list[Any] = [document]
+    stack: list[Node] = [document]
     while stack:
         node = stack.pop()
         count += 1
         if node.loc is not None:
-            node.loc.start_token = node.loc.end_token = None
-        for key in _child_keys(type(node)):
+            # Dropping the token chain is the point (graphql-core's types say a Token).
+            node.loc.start_token = node.loc.end_token = None  # type: ignore[assignment]
+        for key in _child_keys(type(node)):  # type: ignore[arg-type]  # classes hash
             value = getattr(node, key, None)
             if isinstance(value, Node):
                 stack.append(value)

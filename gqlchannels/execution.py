@@ -146,7 +146,7 @@ class Executor:
     def _parse_and_validate(self, query: str) -> PreparedDocument:
         options = {name: self.max_tokens for name in _TOKEN_LIMITS}
         try:
-            document = parse(query, **options)
+            document = parse(query, **options)  # type: ignore[arg-type]  # the limits exist
         except GraphQLError as error:
             return PreparedDocument.rejected(query, [error])
         errors = validate(
@@ -319,9 +319,9 @@ class Executor:
     def _format_error(self, error: GraphQLError) -> dict[str, Any]:
         original = error.original_error
         if original is None or isinstance(original, GraphQLError):
-            return error.formatted
+            return dict(error.formatted)
         logger.error("Unexpected error in resolver for %s", error.path, exc_info=original)
-        formatted = error.formatted
+        formatted: dict[str, Any] = dict(error.formatted)
         if self.debug_errors():
             formatted.setdefault("extensions", {})["exception"] = {
                 "type": type(original).__name__,

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 try:
     from redis.exceptions import ConnectionError as _RedisConnectionError
 except ImportError:  # pragma: no cover - channels-redis is optional
-    _RedisConnectionError = ConnectionError
+    _RedisConnectionError = ConnectionError  # type: ignore[assignment,misc]
 
 logger = logging.getLogger(__name__)
 

@@ -124,7 +124,8 @@ class Hub:
     async def channel(self) -> str:
         """This process's channel name (made on first use)."""
         if self.channel_name is None:
-            name = await self.layer.new_channel(prefix="gqlchannels.hub.")
+            # types-channels lacks new_channel's prefix argument.
+            name = await self.layer.new_channel(prefix="gqlchannels.hub.")  # type: ignore[call-arg]
             if self.channel_name is None:
                 self.channel_name = name
         return self.channel_name

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -56,7 +57,7 @@ class ConnectionRecord:
 
     @classmethod
     def of(
-        cls, scope: dict[str, Any], connection_id: str, channel_name: str, protocol: str
+        cls, scope: Mapping[str, Any], connection_id: str, channel_name: str, protocol: str
     ) -> ConnectionRecord:
         """The record of a connection accepted now, from its ASGI ``scope``."""
         client = scope.get("client") or ()
@@ -112,8 +113,8 @@ class OperationRecord:
         )
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str:
+def _header(scope: Mapping[str, Any], name: bytes) -> str:
     for key, value in scope.get("headers") or ():
         if key.lower() == name:
-            return value.decode("latin-1")
+            return bytes(value).decode("latin-1")
     return ""
