@@ -183,12 +183,7 @@ def run(tracking: bool, clients: int, seconds: float, operations: int) -> Result
 
 
 class _FakeConsumer:
-    """Just what the tracking receivers read of a consumer."""
-
-    connection_id = "bench"
-    scope: dict[str, Any] = {"user": None}
-    hub = None
-    protocol = None
+    """The sender of the signals (the receivers read only the records and ids they carry)."""
 
 
 def hot_path(operations: int = 100_000) -> None:
@@ -207,26 +202,32 @@ def hot_path(operations: int = 100_000) -> None:
         consumer = _FakeConsumer()
         request = OperationRequest("{ __typename }")
         context = GraphQLWSContext({}, {}, consumer, "1")
+        opened = tracking.ConnectionRecord.of({}, "bench", "", "graphql-transport-ws")
         costs = {}
         for label in ("on", "off"):
             if label == "off":
                 tracking.disconnect()
-            signals.connection_opened.send(sender=_FakeConsumer, consumer=consumer)
+            signals.connection_opened.send(sender=_FakeConsumer, consumer=consumer, record=opened)
             start = time.perf_counter()
             for _ in range(operations):
+                # The record is made per operation, as the consumer does (redaction included).
+                record = tracking.OperationRecord.of("bench", "1", request, "query", "")
                 signals.operation_started.send(
                     sender=_FakeConsumer,
                     consumer=consumer,
                     operation_id="1",
                     request=request,
                     context=context,
+                    record=record,
                 )
                 signals.operation_finished.send(
-                    sender=_FakeConsumer, consumer=consumer, operation_id="1"
+                    sender=_FakeConsumer, consumer=consumer, connection_id="bench", operation_id="1"
                 )
             costs[label] = (time.perf_counter() - start) / operations * 1e6
-            signals.connection_closed.send(sender=_FakeConsumer, consumer=consumer)
-        tracker = tracking._loop_tracker()
+            signals.connection_closed.send(
+                sender=_FakeConsumer, consumer=consumer, connection_id="bench"
+            )
+        tracker = tracking.loop_tracker()
         if tracker is not None:
             await asyncio.wait_for(tracker.wait_stopped(), TIMEOUT)
         tracking.connect()

@@ -13,9 +13,10 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from . import conf, sharing
+from . import conf
 from .exceptions import BroadcastError, LayerMissing
 from .hub import EVENT_TYPE, channel_layer, get_hub, run_from_sync
+from .operation_scope import scope_of
 
 GROUP_PREFIX = "gqlc."
 _CLEAN_TOPIC = re.compile(r"[A-Za-z0-9.-]{1,80}")
@@ -77,8 +78,9 @@ async def listen(
 ) -> AsyncIterator[Any]:
     """Yield every event published to any of ``topics``, for a subscription resolver.
 
-    ``info`` is the resolver's ``GraphQLResolveInfo``; when its context is gqlchannels', the
-    topics are recorded on it (the admin and the audit show them). Leaving the loop, by the
+    ``info`` is the resolver's ``GraphQLResolveInfo``: through it ``listen`` finds the
+    operation's scope (``gqlchannels.operation_scope``), where the topics are recorded (the
+    admin and the audit show them), whatever object the context is. Leaving the loop, by the
     client's ``complete``/``stop`` or by a disconnect, leaves the groups.
 
     ``shared=True`` promises that the subscription's result depends only on the event, the
@@ -92,17 +94,18 @@ async def listen(
     if not topics:
         raise ValueError("listen() needs at least one topic")
     groups = tuple(dict.fromkeys(group_name(topic) for topic in topics))
-    record = getattr(getattr(info, "context", None), "topics", None)
-    if isinstance(record, set):
-        record.update(topics)
+    scope = scope_of(info)
+    if scope is not None:
+        scope.listens_to(topics)
     hub = get_hub()
     listener = await hub.add(groups, buffer_size or conf.get("SUBSCRIPTION_BUFFER_SIZE"))
-    if shared:
-        sharing.offer(listener)
+    sharing = scope if shared else None
+    if sharing is not None:
+        sharing.share(listener)
     try:
         while True:
             yield await listener.get()
     finally:
-        if shared:
-            sharing.offer(None)
+        if sharing is not None and sharing.shared_source is listener:
+            sharing.share(None)
         await hub.remove(listener)

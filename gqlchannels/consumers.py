@@ -12,6 +12,7 @@ on shutdown), the same teardown runs, and it runs once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import uuid
@@ -40,6 +41,7 @@ from .protocols import (
     ProtocolOptions,
 )
 from .servers import ServerSocket
+from .tracking.records import ConnectionRecord, OperationRecord
 
 if TYPE_CHECKING:
     from asgiref.typing import (
@@ -98,6 +100,8 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         self.connection_id = uuid.uuid4().hex
         #: This process's hub, which reaches the connection from other processes.
         self.hub: Hub | None = None
+        #: What the registry shows of this connection, as of its last change.
+        self.record: ConnectionRecord
         self.socket: ServerSocket
         self._drain: drain.LoopDrain | None = None
         #: Bytes the server may hold for this client before it counts as not reading.
@@ -201,7 +205,12 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         finally:
             control.get_control_plane().detach(self.connection_id)
             if self.protocol is not None:
-                _send_robust(signals.connection_closed, type(self), consumer=self)
+                _send_robust(
+                    signals.connection_closed,
+                    type(self),
+                    consumer=self,
+                    connection_id=self.connection_id,
+                )
             try:
                 await self.on_disconnect()
             except Exception:
@@ -226,7 +235,20 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         self.protocol = PROTOCOLS[chosen](self, self._protocol_options())
         self.protocol.start()
         self.hub = control.get_control_plane().attach(self.connection_id, self)
-        _send_robust(signals.connection_opened, type(self), consumer=self)
+        self.record = ConnectionRecord.of(
+            self.scope, self.connection_id, await self._hub_channel(), chosen
+        )
+        _send_robust(signals.connection_opened, type(self), consumer=self, record=self.record)
+
+    async def _hub_channel(self) -> str:
+        """The hub channel that reaches this connection from outside ("" when none can)."""
+        if self.hub is None:
+            return ""
+        try:
+            return await self.hub.channel()
+        except Exception as exc:  # only the admin's Disconnect and the probe cannot reach it
+            logger.debug("No hub channel for connection %s: %r", self.connection_id, exc)
+            return ""
 
     def choose_subprotocol(self, offered: Iterable[str]) -> str | None:
         """The first subprotocol in the client's order that is enabled here."""
@@ -343,6 +365,10 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             raise ConnectionRejected("Forbidden") from None
         if result is False:
             raise ConnectionRejected("Forbidden")
+        user = self.scope.get("user")
+        if user is not self.record.user:
+            self.record = dataclasses.replace(self.record, user=user)
+            _send_robust(signals.connection_updated, type(self), consumer=self, record=self.record)
         return result if isinstance(result, dict) else None
 
     async def admit(self, operation_id: str, request: OperationRequest) -> Any:
@@ -354,19 +380,39 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         if allowed is False:
             raise OperationRefused()
         context = await self.get_context(operation_id)
-        signals.operation_started.send(
-            sender=type(self),
-            consumer=self,
-            operation_id=operation_id,
-            request=request,
-            context=context,
-        )
+        if signals.operation_started.has_listeners(type(self)):  # else no record is needed
+            operation_type, operation_name = await self.executor.describe(request)
+            signals.operation_started.send(
+                sender=type(self),
+                consumer=self,
+                operation_id=operation_id,
+                request=request,
+                context=context,
+                record=OperationRecord.of(
+                    self.connection_id, operation_id, request, operation_type, operation_name
+                ),
+            )
         return context
 
     def operation_finished(self, operation_id: str) -> None:
         """Announce the end of an operation that ``admit`` let in."""
         _send_robust(
-            signals.operation_finished, type(self), consumer=self, operation_id=operation_id
+            signals.operation_finished,
+            type(self),
+            consumer=self,
+            connection_id=self.connection_id,
+            operation_id=operation_id,
+        )
+
+    def operation_listens(self, operation_id: str, topics: frozenset[str]) -> None:
+        """Announce that an operation ``admit`` let in listens to new ``topics`` (all so far)."""
+        _send_robust(
+            signals.operation_topics,
+            type(self),
+            consumer=self,
+            connection_id=self.connection_id,
+            operation_id=operation_id,
+            topics=topics,
         )
 
     # -- hooks --------------------------------------------------------------------------

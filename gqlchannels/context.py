@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from .operation_scope import scope_of_context
 
 
 @dataclass
@@ -20,8 +22,13 @@ class GraphQLWSContext:
     connection_params: dict[str, Any]
     consumer: Any
     operation_id: str
-    #: Topics the operation listens to (filled by ``gqlchannels.listen``).
-    topics: set[str] = field(default_factory=set)
+
+    @property
+    def topics(self) -> frozenset[str]:
+        """Topics the operation listens to so far (``listen`` records them in the
+        operation's scope, ``gqlchannels.operation_scope``)."""
+        scope = scope_of_context(self)
+        return frozenset(scope.topics) if scope is not None else frozenset()
 
     @property
     def user(self) -> Any:

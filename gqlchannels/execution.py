@@ -34,14 +34,22 @@ from graphql import (
     validate,
 )
 
-from . import conf, ignored, limits, sharing
+from . import conf, ignored, limits
 from .conf import FROM_SETTINGS
 from .documents import DocumentCache, PreparedDocument
 from .exceptions import OperationFailed
 from .json import dumps, preencoded
+from .operation_scope import OperationScope, entered
 from .resolvers import BatchedSyncResolvers, execute_operation, inline
 
-__all__ = ["Executor", "OperationFailed", "OperationRequest", "inline", "resolve_schema"]
+__all__ = [
+    "Executor",
+    "OperationFailed",
+    "OperationRequest",
+    "OperationScope",
+    "inline",
+    "resolve_schema",
+]
 
 logger = logging.getLogger("gqlchannels.execution")
 
@@ -159,11 +167,39 @@ class Executor:
             return PreparedDocument.rejected(query, errors)
         return PreparedDocument.valid(query, document)
 
+    async def describe(self, request: OperationRequest) -> tuple[str, str]:
+        """The type (``"query"``, ``"mutation"``, ``"subscription"``) and name of the operation
+        ``request`` selects, or ``""`` for what it does not select. The document is prepared
+        (and cached) here, so running the operation next does not parse it again."""
+        name = request.operation_name or ""
+        prepared = await self.prepare(request.query)
+        if prepared.document is None:
+            return "", name
+        operation = get_operation_ast(prepared.document, request.operation_name)
+        if operation is None:
+            return "", name
+        return operation.operation.value, operation.name.value if operation.name else name
+
     async def run(
-        self, request: OperationRequest, context: Any, root: Any = None
+        self,
+        request: OperationRequest,
+        context: Any,
+        root: Any = None,
+        scope: OperationScope | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield each formatted result of ``request``: one for a query or mutation, a stream
-        for a subscription. Raise OperationFailed when it ends with errors and no result."""
+        for a subscription. Raise OperationFailed when it ends with errors and no result.
+
+        ``scope`` (a new one when None) is the operation's ``OperationScope``: resolvers reach
+        it from ``info`` (``gqlchannels.operation_scope.scope_of``) while the operation runs.
+        """
+        with entered(scope or OperationScope(), context) as entered_scope:
+            async for result in self._run(request, context, root, entered_scope):
+                yield result
+
+    async def _run(
+        self, request: OperationRequest, context: Any, root: Any, scope: OperationScope
+    ) -> AsyncIterator[dict[str, Any]]:
         prepared = await self.prepare(request.query)
         if prepared.errors:
             logger.debug("Rejected document: %s", prepared.errors[0]["message"])
@@ -181,7 +217,7 @@ class Executor:
             "middleware": self._middleware(),
         }
         if operation is not None and operation.operation == OperationType.SUBSCRIPTION:
-            async for result in self._subscribe(request, kwargs):
+            async for result in self._subscribe(request, kwargs, scope):
                 yield result
             return
         result = await execute_operation(execute, self.schema, operation, kwargs)
@@ -190,10 +226,11 @@ class Executor:
         yield self._result_or_failure(result)
 
     async def _subscribe(
-        self, request: OperationRequest, kwargs: dict[str, Any]
+        self, request: OperationRequest, kwargs: dict[str, Any], scope: OperationScope
     ) -> AsyncIterator[dict[str, Any]]:
         """The subscription pipeline, composed here so each event can be executed once for
-        every subscription that opted into shared results (``gqlchannels.sharing``)."""
+        every subscription that opted into shared results (``gqlchannels.sharing``): the
+        operation's scope says when an event may be shared."""
         source, execute_event = await self._source_stream(kwargs)
         share_key = (self, request.query, request.operation_name, _variables_key(request))
         try:
@@ -206,7 +243,7 @@ class Executor:
                     raise OperationFailed(self.format_errors([error])) from None
                 except Exception as error:
                     raise OperationFailed(self.format_errors([_as_graphql_error(error)])) from None
-                shared = sharing.results_for(event)
+                shared = scope.results_for(event)
                 if shared is None:
                     result = execute_event(event)
                     if inspect.isawaitable(result):

@@ -7,11 +7,11 @@ asking (its context). Then, when one event reaches many such subscriptions in th
 first executes the selection set and encodes the result; the others reuse that encoded result.
 
 The hub attaches one ``SharedResults`` to every event it hands out. ``listen`` offers its
-listener to the running operation (a context variable of the operation's task); the executor
-asks ``results_for(event)`` and gets the event's ``SharedResults`` only when the event it is
-about to execute is the very object that listener handed out last. Anything else (a
-subscription that did not opt in, a resolver that transformed or buffered the event) is
-executed on its own, as usual.
+listener to the operation's scope (``gqlchannels.operation_scope``); the executor asks that
+scope for the event's ``SharedResults`` and gets them only when the event it is about to
+execute is the very object that listener handed out last. Anything else (a subscription that
+did not opt in, a resolver that transformed or buffered the event) is executed on its own, as
+usual.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Hashable
-from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -53,23 +52,7 @@ class SharedResults:
 
 
 class SharingSource(Protocol):
-    """What ``results_for`` reads from a listener that opted in."""
+    """What an operation scope reads from a listener that opted in."""
 
     current_event: Any
     current_results: SharedResults | None
-
-
-_offered: ContextVar[SharingSource | None] = ContextVar("gqlchannels_shared_source", default=None)
-
-
-def offer(source: SharingSource | None) -> None:
-    """Make ``source``'s events shareable for the operation running in this task (None to stop)."""
-    _offered.set(source)
-
-
-def results_for(event: Any) -> SharedResults | None:
-    """The ``SharedResults`` of ``event`` if the running operation may share its result."""
-    source = _offered.get()
-    if source is None or source.current_event is not event:
-        return None
-    return source.current_results

@@ -42,6 +42,9 @@ class FakeTransport:
     def operation_finished(self, operation_id: str) -> None:
         self.finished.append(operation_id)
 
+    def operation_listens(self, operation_id: str, topics: frozenset[str]) -> None:
+        pass
+
     async def frames(self, count: int) -> list[dict[str, Any]]:
         async with asyncio.timeout(5):
             while len(self.sent) < count:

@@ -7,6 +7,7 @@ Tests flush explicitly (``tracker.flush()``) where they check what was written, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from datetime import timedelta
@@ -19,12 +20,14 @@ from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from gqlchannels import registry, tracking
+from gqlchannels import signals, tracking
 from gqlchannels.consumers import GraphQLWSConsumer
 from gqlchannels.control import get_control_plane
 from gqlchannels.hub import get_hub
 from gqlchannels.models import Connection, Subscription
 from gqlchannels.redaction import REDACTED, is_cut
+from gqlchannels.tracking import pending, store
+from gqlchannels.tracking.batch import Batch, WriteResult
 from tests.helpers import (
     LEGACY,
     TIMEOUT,
@@ -55,7 +58,7 @@ def fast_tracking(settings: Any) -> None:
 async def no_flusher_left_behind() -> Any:
     """After each test, the loop's flusher must end by itself (no dangling task)."""
     yield
-    tracker = tracking._loop_tracker()
+    tracker = tracking.loop_tracker()
     if tracker is not None:
         await asyncio.wait_for(tracker.wait_stopped(), TIMEOUT)
         assert not tracker.running and not tracker.pending()
@@ -195,14 +198,14 @@ async def test_the_flusher_leaves_what_is_younger_than_one_interval_for_the_next
 
 
 async def test_a_query_that_ends_between_two_flushes_is_never_written(monkeypatch):
-    written: list[registry.Batch] = []
-    real_write = registry.write_batch
+    written: list[Batch] = []
+    real_write = store.write_batch
 
-    def recording(batch: registry.Batch) -> registry.WriteResult:
+    def recording(batch: Batch) -> WriteResult:
         written.append(batch)
         return real_write(batch)
 
-    monkeypatch.setattr(registry, "write_batch", recording)
+    monkeypatch.setattr(store, "write_batch", recording)
     communicator = await open_connection()
     await start(communicator, TRANSPORT, "q", "{ hello }")
     assert (await receive(communicator))["type"] == result_type(TRANSPORT)
@@ -217,15 +220,65 @@ async def test_topics_listened_to_after_the_first_write_are_added():
     communicator = await open_connection()
     tracker = tracking.get_tracker()
     await start(communicator, TRANSPORT, "e", EVENTS, {"topic": "late"})
-    await _until(lambda: _operation_ids(tracker) == ["e"])
+    await wait_listening("late")
     operation = tracker.connections[_only(tracker)].operations["e"]
-    operation.context.topics.clear()  # as if ``listen`` had not been reached yet
+    operation.topics = frozenset()  # as if ``listen`` had not been reached yet
     await tracker.flush()
     assert (await subscriptions())[0].topics == ""
 
-    operation.context.topics.add("late")
+    tracker.listens(_only(tracker), "e", frozenset({"late"}))  # as ``listen`` tells it
     await tracker.flush()
     assert (await subscriptions())[0].topic_list == ["late"]
+    await communicator.disconnect()
+
+
+class OwnContextConsumer(GraphQLWSConsumer):
+    """A project whose ``get_context`` returns an object of its own, with no ``topics``."""
+
+    async def get_context(self, operation_id: str) -> Any:
+        return {"user": self.scope.get("user"), "operation": operation_id}
+
+
+async def test_topics_reach_the_registry_when_get_context_returns_a_projects_own_object():
+    communicator = await open_connection(consumer=OwnContextConsumer)
+    await start(communicator, TRANSPORT, "own", EVENTS, {"topic": "room:own"})
+    await wait_listening("room:own")
+    await tracking.get_tracker().flush()
+
+    [row] = await subscriptions()
+    assert row.topic_list == ["room:own"]
+    await communicator.disconnect()
+
+
+async def test_the_signals_carry_frozen_records_of_the_connection_and_the_operation():
+    seen: dict[str, Any] = {}
+
+    def keep(signal_name: str) -> Any:
+        def receiver(sender: Any, record: Any, **kwargs: Any) -> None:
+            seen[signal_name] = record
+
+        return receiver
+
+    opened, started = keep("opened"), keep("started")
+    signals.connection_opened.connect(opened)
+    signals.operation_started.connect(started)
+    try:
+        communicator = await open_connection()
+        await start(communicator, TRANSPORT, "r", EVENTS, {"topic": "records"})
+        await wait_listening("records")
+    finally:
+        signals.connection_opened.disconnect(opened)
+        signals.operation_started.disconnect(started)
+
+    connection, operation = seen["opened"], seen["started"]
+    assert isinstance(connection, tracking.ConnectionRecord)
+    assert connection.channel_name == get_hub().channel_name
+    assert (connection.protocol, connection.server_id) == (TRANSPORT, tracking.server_id())
+    assert isinstance(operation, tracking.OperationRecord)
+    assert (operation.connection_id, operation.operation_id) == (connection.connection_id, "r")
+    assert (operation.operation_type, operation.operation_name) == ("subscription", "Events")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        operation.document = "changed"  # type: ignore[misc]
     await communicator.disconnect()
 
 
@@ -256,16 +309,16 @@ async def test_a_failing_database_never_breaks_the_socket_and_the_registry_catch
     monkeypatch, caplog
 ):
     failures = 3
-    real_write = registry.write_batch
+    real_write = store.write_batch
 
-    def flaky(batch: registry.Batch) -> registry.WriteResult:
+    def flaky(batch: Batch) -> WriteResult:
         nonlocal failures
         if failures:
             failures -= 1
             raise OperationalError("database is locked")
         return real_write(batch)
 
-    monkeypatch.setattr(registry, "write_batch", flaky)
+    monkeypatch.setattr(store, "write_batch", flaky)
     caplog.set_level(logging.WARNING, logger="gqlchannels.tracking")
     communicator = await open_connection()
     tracker = tracking.get_tracker()
@@ -297,7 +350,7 @@ async def test_a_long_outage_drops_pending_deletes_and_resynchronises_afterwards
     """Memory stays bounded while the database is down: past MAX_PENDING_DELETES the
     deletes are dropped, and the next successful write removes every row of the process
     that is not live."""
-    monkeypatch.setattr(tracking, "MAX_PENDING_DELETES", 2)
+    monkeypatch.setattr(pending, "MAX_PENDING_DELETES", 2)
     kept = await open_connection()
     tracker = tracking.get_tracker()
     leaving = [await open_connection() for _ in range(3)]
@@ -305,15 +358,15 @@ async def test_a_long_outage_drops_pending_deletes_and_resynchronises_afterwards
     assert len(await connections()) == 4
     kept_id = next(iter(tracker.connections))
 
-    real_write = registry.write_batch
+    real_write = store.write_batch
     down = True
 
-    def outage(batch: registry.Batch) -> registry.WriteResult:
+    def outage(batch: Batch) -> WriteResult:
         if down:
             raise OperationalError("server closed the connection unexpectedly")
         return real_write(batch)
 
-    monkeypatch.setattr(registry, "write_batch", outage)
+    monkeypatch.setattr(store, "write_batch", outage)
     for communicator in leaving:
         await communicator.disconnect()
         await tracker.flush()
@@ -378,7 +431,7 @@ async def test_a_legacy_start_that_reuses_a_running_id_replaces_its_row():
 async def test_tracking_off_writes_nothing(settings):
     settings.GQLCHANNELS = {**settings.GQLCHANNELS, "TRACKING": False}
     communicator = await open_connection()
-    assert tracking._loop_tracker() is None
+    assert tracking.loop_tracker() is None
     await communicator.disconnect()
     assert await connections() == []
 
@@ -411,11 +464,9 @@ def test_one_refused_row_does_not_keep_the_others_out():
     }
     good = {"id": uuid.uuid4(), "connection_id": "c1", "operation_id": "good", "started_at": now}
     bad = {**good, "id": uuid.uuid4(), "operation_id": "bad", "variables": {"x": object()}}
-    batch = registry.Batch(
-        server_id="test:1:x", now=now, connections=[connection], operations=[bad, good]
-    )
+    batch = Batch(server_id="test:1:x", now=now, connections=[connection], operations=[bad, good])
     batch.isolate = True
-    result = registry.write_batch(batch)
+    result = store.write_batch(batch)
     assert result.refused_operations == {bad["id"]}
     assert list(Subscription.objects.values_list("operation_id", flat=True)) == ["good"]
 
@@ -434,10 +485,10 @@ def test_a_heartbeat_is_one_update_for_the_whole_process():
     ]
     Connection.objects.bulk_create(rows)
     later = now + timedelta(seconds=5)
-    batch = registry.Batch(server_id="test:1:x", now=later, heartbeat=True)
+    batch = Batch(server_id="test:1:x", now=later, heartbeat=True)
     batch.expected_connections = 50
     with CaptureQueriesContext(db_connection) as queries:
-        registry.write_batch(batch)
+        store.write_batch(batch)
     statements = [q["sql"] for q in queries if not q["sql"].startswith(("BEGIN", "COMMIT"))]
     assert len(statements) == 1 and statements[0].startswith("UPDATE")
     assert Connection.objects.filter(last_seen=later).count() == 50
@@ -465,7 +516,7 @@ def _operation_ids(tracker: tracking.Tracker) -> list[str]:
 
 def _documents(tracker: tracking.Tracker) -> str:
     return " ".join(
-        op.request.query for c in tracker.connections.values() for op in c.operations.values()
+        op.record.document for c in tracker.connections.values() for op in c.operations.values()
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine
@@ -20,6 +21,7 @@ from ..close_codes import CloseCode
 from ..exceptions import ConnectionRejected, OperationRefused
 from ..execution import MASKED_MESSAGE, Executor, OperationFailed, OperationRequest
 from ..json import UnencodableJSON
+from ..operation_scope import OperationScope
 from .messages import Field, message_type, mistyped_field
 
 logger = logging.getLogger("gqlchannels.protocols")
@@ -56,6 +58,9 @@ class Transport(Protocol):
 
     def operation_finished(self, operation_id: str) -> None:
         """Called once for every admitted operation, however it ended."""
+
+    def operation_listens(self, operation_id: str, topics: frozenset[str]) -> None:
+        """Called when an operation listens to new topics, with all its topics so far."""
 
 
 @dataclass(frozen=True)
@@ -299,7 +304,10 @@ class BaseProtocol(ABC):
             context = await self.transport.admit(operation_id, request)
             admitted = True
             sent = 0
-            async for result in self.transport.executor.run(request, context):
+            scope = OperationScope(
+                operation_id, functools.partial(self.transport.operation_listens, operation_id)
+            )
+            async for result in self.transport.executor.run(request, context, scope=scope):
                 await self._send_for(operation_id, self._result_message(operation_id, result))
                 sent += 1
                 if sent % RESULTS_PER_TURN == 0:

@@ -2,79 +2,25 @@
 
 Everything here runs in Django's database thread and takes plain values (``Batch``): it
 never reads a consumer, so the event loop and this thread share nothing mutable.
+``in_database_thread`` is how the loop hands a batch over.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from .models import Connection, Subscription
+from ..models import Connection, Subscription
+from .batch import Batch, WriteResult
 
 logger = logging.getLogger("gqlchannels.tracking")
 
 #: Rows per INSERT and ids per ``IN (...)``: under every backend's parameter limit.
 BATCH_SIZE = 500
-
-
-@dataclass
-class Batch:
-    """One write: rows to delete, insert and update, and whether to send a heartbeat.
-
-    ``connections`` rows carry ``user``, the user object (resolved to a key here, where the
-    database may be read); ``users`` maps connection ids to a user that replaced theirs.
-    """
-
-    server_id: str
-    now: datetime
-    delete_connections: list[str] = field(default_factory=list)
-    delete_operations: list[uuid.UUID] = field(default_factory=list)
-    connections: list[dict[str, Any]] = field(default_factory=list)
-    operations: list[dict[str, Any]] = field(default_factory=list)
-    users: dict[str, Any] = field(default_factory=dict)
-    topics: dict[uuid.UUID, str] = field(default_factory=dict)
-    heartbeat: bool = False
-    #: Rows of this loop that must exist after the batch (checked by the heartbeat).
-    expected_connections: int = 0
-    expected_operations: int = 0
-    #: Insert row by row, each in a savepoint, and report the rows refused.
-    isolate: bool = False
-    #: Delete every row of this process that is not live (after pending deletes were lost).
-    resync: bool = False
-    live_connections: set[str] = field(default_factory=set)
-    live_operations: set[uuid.UUID] = field(default_factory=set)
-
-    def empty(self) -> bool:
-        """Whether there is nothing to write."""
-        return not (
-            self.delete_connections
-            or self.delete_operations
-            or self.connections
-            or self.operations
-            or self.users
-            or self.topics
-            or self.heartbeat
-            or self.resync
-        )
-
-
-@dataclass
-class WriteResult:
-    """What the database thread reports back to the loop."""
-
-    #: After a heartbeat that found fewer rows than expected: the ids of this process's rows
-    #: that do exist (None: nothing is missing).
-    existing_connections: set[str] | None = None
-    existing_operations: set[uuid.UUID] | None = None
-    refused_connections: set[str] = field(default_factory=set)
-    refused_operations: set[uuid.UUID] = field(default_factory=set)
 
 
 def write_batch(batch: Batch) -> WriteResult:
