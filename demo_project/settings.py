@@ -8,8 +8,8 @@ is on only with ``DJANGO_DEBUG=1``.
 """
 
 import os
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from demo_project.secret_key import load_or_create
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -69,7 +69,15 @@ def _live_and_stale(rows: RegistryQuerySet) -> dict[str, int]:
     return rows.aggregate(live=Count("pk", filter=~stale), stale=Count("pk", filter=stale))
 
 
-def disconnect(request: HttpRequest, model_admin: admin.ModelAdmin, connections: Any) -> None:
+if TYPE_CHECKING:  # generic in django-stubs, not at run time
+    _ModelAdmin = admin.ModelAdmin[Any]
+    _TabularInline = admin.TabularInline[Subscription, Connection]
+else:
+    _ModelAdmin = admin.ModelAdmin
+    _TabularInline = admin.TabularInline
+
+
+def disconnect(request: HttpRequest, model_admin: admin.ModelAdmin[Any], connections: Any) -> None:
     """Close ``connections`` (a Connection queryset) wherever they are held, one channel-layer
     message per holding process, and tell the user what was asked."""
     targets: dict[str, list[str]] = defaultdict(list)
@@ -111,7 +119,7 @@ def disconnect(request: HttpRequest, model_admin: admin.ModelAdmin, connections:
         )
 
 
-class RegistryAdmin(admin.ModelAdmin):
+class RegistryAdmin(_ModelAdmin):
     """What both registry pages share: read-only rows, facets, the summary, the action."""
 
     show_facets = admin.ShowFacets.ALWAYS
@@ -157,7 +165,7 @@ class RegistryAdmin(admin.ModelAdmin):
         return not connection.is_stale()
 
 
-class SubscriptionInline(admin.TabularInline):
+class SubscriptionInline(_TabularInline):
     """The running operations of a connection, on its detail page."""
 
     model = Subscription
@@ -214,7 +222,8 @@ class ConnectionAdmin(RegistryAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connection]:
         """Connections with the number of their running operations."""
-        return super().get_queryset(request).annotate(operation_count=Count("subscriptions"))
+        queryset: QuerySet[Connection] = super().get_queryset(request)
+        return queryset.annotate(operation_count=Count("subscriptions"))
 
     def connections_of(self, queryset: QuerySet[Any]) -> QuerySet[Connection]:
         """The selected connections themselves."""
@@ -324,7 +333,7 @@ class SubscriptionAdmin(RegistryAdmin):
         """The variables, with secret-looking keys redacted before they were stored; the
         beginning of their JSON text when it was longer than ``TRACKING_MAX_VARIABLES_BYTES``."""
         if is_cut(obj.variables):
-            return _stored_text(obj.variables, "TRACKING_MAX_VARIABLES_BYTES")
+            return _stored_text(str(obj.variables), "TRACKING_MAX_VARIABLES_BYTES")
         text = json.dumps(obj.variables, indent=2, sort_keys=True, ensure_ascii=False)
         return format_html("<pre>{}</pre>", text)
 

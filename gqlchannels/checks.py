@@ -197,7 +197,7 @@ def check_redis_socket_timeout(app_configs: Any = None, **kwargs: Any) -> list[c
     config = getattr(settings, "CHANNEL_LAYERS", {}).get(conf.get("CHANNEL_LAYER"), {})
     if "channels_redis" not in str(config.get("BACKEND", "")):
         return []
-    warnings = []
+    warnings: list[checks.CheckMessage] = []
     for host in config.get("CONFIG", {}).get("hosts", ["redis://127.0.0.1:6379"]):
         timeout = host.get("socket_timeout") if isinstance(host, dict) else None
         if timeout is None or timeout <= _REDIS_BLOCKING_READ_SECONDS:

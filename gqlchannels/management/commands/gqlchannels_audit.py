@@ -148,11 +148,11 @@ def gather(now: datetime, cutoff: datetime, stale_after: float) -> dict[str, Any
     operations = Subscription.objects.values("connection__server_id").annotate(
         subscriptions=Count("pk"), stale=Count("pk", filter=stale_operation)
     )
-    for row in operations.order_by():
-        server = servers.get(row["connection__server_id"])
-        if server is not None:
-            server["subscriptions"] += row["subscriptions"]
-            server["stale_subscriptions"] += row["stale"]
+    for counts in operations.order_by():
+        found = servers.get(counts["connection__server_id"])
+        if found is not None:
+            found["subscriptions"] += counts["subscriptions"]
+            found["stale_subscriptions"] += counts["stale"]
     for server in servers.values():
         server["stale"] = server["stale_connections"] == server["connections"]
     return {
