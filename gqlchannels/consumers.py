@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
 import logging
 import uuid
 import weakref
@@ -30,6 +29,7 @@ from graphql import GraphQLError, GraphQLSchema
 from . import conf, control, drain, signals
 from .context import GraphQLWSContext
 from .execution import Executor, OperationRequest, resolve_schema
+from .guarded import GuardedSocket
 from .hub import Hub
 from .json import MalformedJSON, dumps, loads
 from .protocols import (
@@ -67,14 +67,6 @@ def executor_for(schema: GraphQLSchema) -> Executor:
     return executor
 
 
-class SocketState(enum.Enum):
-    """Where the WebSocket itself is; sends are only attempted while OPEN."""
-
-    CONNECTING = "connecting"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
 class GraphQLWSConsumer(AsyncWebsocketConsumer):
     """Serves GraphQL over WebSocket, speaking ``graphql-transport-ws`` and legacy ``graphql-ws``.
 
@@ -94,7 +86,6 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         self._schema_source = schema if schema is not None else self.schema
         self._options = options
         self.protocol: BaseProtocol | None = None
-        self.socket_state = SocketState.CONNECTING
         self.executor: Executor
         #: Names this connection in the hub, tracking rows, admin actions and audit probes.
         self.connection_id = uuid.uuid4().hex
@@ -102,12 +93,8 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         self.hub: Hub | None = None
         #: What the registry shows of this connection, as of its last change.
         self.record: ConnectionRecord
-        self.socket: ServerSocket
+        self.socket: GuardedSocket
         self._drain: drain.LoopDrain | None = None
-        #: Bytes the server may hold for this client before it counts as not reading.
-        self._outbound_budget = 0
-        #: Set once this side has sent its close frame: the connection is over for us.
-        self._closed_here = asyncio.Event()
         self._torn_down = False
 
     @classmethod
@@ -138,7 +125,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         """
         self.scope = scope
         self.base_send = send
-        self.socket = ServerSocket(send)
+        self.socket = GuardedSocket(ServerSocket(send), self.connection_id, self._closed)
         try:
             # types-channels types the callables as returning receive callables: they return
             # events.
@@ -149,7 +136,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         except StopConsumer:
             pass
         except asyncio.CancelledError:
-            if self.socket_state is SocketState.OPEN and self._drain is not None:
+            if self.socket.is_open and self._drain is not None:
                 self._drain.stopping = True
                 await self.server_stopping()
             raise
@@ -179,7 +166,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     async def _closed_by_us(self) -> WebSocketDisconnectEvent:
         """A ``websocket.disconnect`` of our own, once this side has closed the socket."""
-        await self._closed_here.wait()
+        await self.socket.closed_here.wait()
         return {"type": "websocket.disconnect", "code": 1000, "reason": None}
 
     async def _internal_error(self) -> None:
@@ -198,7 +185,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         if self._torn_down:
             return
         self._torn_down = True
-        self.socket_state = SocketState.CLOSED
+        self.socket.gone()
         try:
             if self.protocol is not None:
                 await self.protocol.stop()
@@ -223,8 +210,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         self.executor = executor_for(resolve_schema(self._schema_source or conf.get("SCHEMA")))
         chosen = self.choose_subprotocol(self.scope.get("subprotocols") or [])
         await self.accept(chosen)
-        self.socket_state = SocketState.OPEN
-        self._outbound_budget = self.option("max_outbound_buffer_bytes")
+        self.socket.opened(self.option("max_outbound_buffer_bytes"))
         self._drain = drain.watch(self)
         if self._drain.stopping:
             await self.server_stopping()
@@ -260,7 +246,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     async def websocket_receive(self, message: WebSocketReceiveEvent) -> None:
         """Bound, decode and hand one frame to the protocol."""
-        if self.protocol is None or self.socket_state is not SocketState.OPEN:
+        if self.protocol is None or not self.socket.is_open:
             return
         text = message.get("text")
         if text is None:
@@ -279,7 +265,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     async def websocket_disconnect(self, message: WebSocketDisconnectEvent) -> None:
         """The socket is gone: end the consumer (its teardown runs in ``__call__``)."""
-        self.socket_state = SocketState.CLOSED
+        self.socket.gone()
         raise StopConsumer
 
     async def server_stopping(self) -> None:
@@ -289,19 +275,12 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
     # -- the Transport port the protocols use -------------------------------------------------
 
     async def send_message(self, message: dict[str, Any]) -> None:
-        """Send one frame, or drop it quietly when the socket is closing or gone.
-
-        Servers differ when the client has left: Daphne drops the frame, uvicorn raises
-        OSError (``ClientDisconnected``). Both end here as the same debug-level no-op, so a
-        late pong or result is never an error. Only that is swallowed: a message that cannot
-        be encoded raises UnencodableJSON to the caller, and the socket stays as it was.
-        """
-        if self.socket_state is not SocketState.OPEN:
-            logger.debug(
-                "Dropped %s frame: socket %s", message.get("type"), self.socket_state.value
-            )
-            return
-        await self._send_text(dumps(message))
+        """Send one frame through the guarded send (``gqlchannels.guarded``): dropped quietly
+        once the socket is closing or gone, never raised for a client that left. A message
+        that cannot be encoded raises UnencodableJSON to the caller, and the socket stays as
+        it was."""
+        if self.socket.is_open:
+            await self.socket.send_text(dumps(message), message.get("type"))
 
     async def send(  # type: ignore[override]  # Channels' own override, as its stubs say
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
@@ -311,46 +290,16 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         over WebSocket has text frames only."""
         if bytes_data is not None:
             raise TypeError("GraphQL over WebSocket sends text frames only")
-        if text_data is not None and self.socket_state is SocketState.OPEN:
-            await self._send_text(text_data)
+        if text_data is not None:
+            await self.socket.send_text(text_data)
         if close:
             await self.close()
 
-    async def _send_text(self, text: str) -> None:
-        buffered = self.socket.buffered_bytes()
-        if buffered is not None and buffered > self._outbound_budget:
-            await self._close_stalled_reader(buffered)
-            return
-        try:
-            await self.socket.send_text(text)
-        except OSError as exc:
-            self.socket_state = SocketState.CLOSED
-            logger.debug("Dropped a frame: the socket is gone (%r)", exc)
-
-    async def _close_stalled_reader(self, buffered: int) -> None:
-        """Close a client that stopped reading: the server holds more than the budget for it.
-
-        The close frame waits behind the unread bytes, so the server drops the TCP connection
-        after its close handshake timeout; either way the buffer is freed and the teardown runs.
-        """
-        logger.info(
-            "Closing connection %s: the client is not reading (%d bytes waiting, budget %d)",
-            self.connection_id,
-            buffered,
-            self._outbound_budget,
-        )
-        await self.close(CloseCode.CLIENT_NOT_READING, "Client not reading")
-
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the socket once, and stop every operation (their frames would be dropped)."""
-        if self.socket_state is not SocketState.OPEN:
-            return
-        self.socket_state = SocketState.CLOSED
-        try:
-            await self.socket.close(code or CloseCode.NORMAL, reason or "")
-        except OSError as exc:
-            logger.debug("Close frame not sent: the socket is gone (%r)", exc)
-        self._closed_here.set()
+        await self.socket.close(code, reason)
+
+    def _closed(self) -> None:
         if self.protocol is not None:
             self.protocol.halt()
 

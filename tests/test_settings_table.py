@@ -25,7 +25,7 @@ CONSUMER_USES = {
     "protocols": lambda consumer: consumer.option("protocols"),
     "max_message_bytes": lambda consumer: consumer.option("max_message_bytes"),
     "max_frame_depth": lambda consumer: consumer.option("max_frame_depth"),
-    "max_outbound_buffer_bytes": lambda consumer: consumer._outbound_budget,
+    "max_outbound_buffer_bytes": lambda consumer: consumer.socket.budget,
 }
 PROTOCOL_OPTIONS = {field.name for field in fields(ProtocolOptions)}
 
