@@ -55,9 +55,9 @@ def tick_group(topic: str) -> str:
     return f"bench.tick.{topic}"
 
 
-def event(seq: int, pad: str) -> dict[str, Any]:
-    """One event, stamped now."""
-    return {"seq": seq, "sentAt": time.time(), "pad": pad}
+def event(seq: int, pad: str, sent_at: float | None = None) -> dict[str, Any]:
+    """One event, stamped ``sent_at`` (default: now)."""
+    return {"seq": seq, "sentAt": time.time() if sent_at is None else sent_at, "pad": pad}
 
 
 async def publish_request(publish: Publish, request: dict[str, Any]) -> dict[str, Any]:
@@ -69,39 +69,58 @@ async def publish_request(publish: Publish, request: dict[str, Any]) -> dict[str
         int(request.get("count", 1)),
         request.get("rate"),
         int(request.get("pad_bytes", 0)),
+        bool(request.get("stamp_schedule", False)),
     )
 
 
 async def publish_batch(
-    publish: Publish, topic: str, start: int, count: int, rate: float | None, pad_bytes: int
+    publish: Publish,
+    topic: str,
+    start: int,
+    count: int,
+    rate: float | None,
+    pad_bytes: int,
+    stamp_schedule: bool = False,
 ) -> dict[str, Any]:
     """Publish events ``start`` .. ``start + count - 1`` to ``topic``, at ``rate`` per second
     or, when ``rate`` is None or 0, as fast as the layer takes them.
 
     The schedule is absolute (event ``i`` leaves at ``t0 + i / rate``), so a slow publish
-    call does not slow the whole run down.
+    call does not slow the whole run down. Each event is stamped with the time it left,
+    unless ``stamp_schedule``: then with the time it was due, so that a server too busy to
+    publish on time (publishing runs on its loop with the in-memory layer) shows that delay
+    in its latencies instead of hiding it (the hostile scenario's witness needs this).
     """
     pad = "x" * pad_bytes
     loop = asyncio.get_running_loop()
-    began = loop.time()
+    began, wall_began = loop.time(), time.time()
     for index in range(count):
+        due = None
         if rate:
             delay = began + index / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-        await publish(topic, event(start + index, pad))
+            if stamp_schedule:
+                due = wall_began + index / rate
+        await publish(topic, event(start + index, pad, due))
     return {"published": count, "seconds": loop.time() - began}
 
 
 _snapshots: list[tracemalloc.Snapshot] = []
+#: Frames kept per traced allocation when ``/bench/memory`` starts tracing.
+TRACE_FRAMES = 25
 
 
 def memory_growth(top: int) -> dict[str, Any]:
-    """Where Python memory grew since the previous call, by allocating line (a diagnostic for
-    the idle scenario: run the server with ``PYTHONTRACEMALLOC=25``, call once as a baseline,
-    open connections, call again)."""
+    """Where Python memory grew since the previous call, by allocating line (a diagnostic:
+    call once as a baseline, open connections or attack, call again).
+
+    The first call starts tracing (25 frames deep) unless the server already traces
+    (``PYTHONTRACEMALLOC``): tracing from start-up makes Django's imports many times slower,
+    and only what is allocated after the baseline matters here.
+    """
     if not tracemalloc.is_tracing():
-        return {"error": "start the server with PYTHONTRACEMALLOC=25 to trace allocations"}
+        tracemalloc.start(TRACE_FRAMES)
     snapshot = tracemalloc.take_snapshot().filter_traces(
         [tracemalloc.Filter(False, tracemalloc.__file__)]
     )
