@@ -5,6 +5,7 @@ a well-behaved subscriber on the same server sees meanwhile.
     python -m benchmarks.hostile --attacks churn,malformed --seconds 5
     python -m benchmarks.hostile --profile             # py-spy folded stacks of the server
     python -m benchmarks.hostile --tracemalloc         # what each attack left allocated
+    python -m benchmarks.hostile --census              # objects left, before and after a gc
 
 One real daphne serves the gqlchannels benchmark app with gqlchannels' default settings. A
 witness subscribes over graphql-transport-ws to a topic published at a steady rate, each
@@ -208,7 +209,7 @@ async def accepts_connections(arena: Arena) -> str:
 
 
 async def run_attack(
-    name: str, arena: Arena, witness: Witness, plan: HostilePlan, traced: bool
+    name: str, arena: Arena, witness: Witness, plan: HostilePlan, traced: bool, census: bool
 ) -> dict[str, Any]:
     """One row: RSS around the attack, the witness's latencies during it, the attacker's fate."""
     pid = arena.server.pid
@@ -258,6 +259,8 @@ async def run_attack(
     }
     if traced:
         row["allocated_growth"] = await http_get(arena.server, "/bench/memory?12")
+    if census:
+        row["census"] = await http_get(arena.server, "/bench/objects?15")
     return row
 
 
@@ -266,6 +269,7 @@ async def hostile(
     layer: str = "memory",
     profile_to: Path | None = None,
     traced: bool = False,
+    census: bool = False,
     say: Callable[[str], None] = print,
     directory: Path = RESULTS,
 ) -> dict[str, Any]:
@@ -288,7 +292,7 @@ async def hostile(
                 profiler.start()
             try:
                 for name in plan.attacks:
-                    row = await run_attack(name, arena, witness, plan, traced)
+                    row = await run_attack(name, arena, witness, plan, traced, census)
                     rows.append(row)
                     say(render_row(row))
                     if not witness.alive() or not server.alive():
@@ -365,6 +369,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="trace the server's allocations: each row gets what grew during its attack",
     )
+    parser.add_argument(
+        "--census",
+        action="store_true",
+        help="after each attack, count the server's objects by type before and after a full "
+        "garbage collection (what departed connections left behind)",
+    )
     parser.add_argument("--output", type=Path, help="JSON path (default benchmarks/results/)")
     args = parser.parse_args(argv)
     plan = PLANS[args.plan]
@@ -379,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     profile_to = RESULTS / f"hostile-profile-{stamp}.txt" if args.profile else None
     print(COLUMNS)
-    results = asyncio.run(hostile(plan, args.layer, profile_to, args.tracemalloc))
+    results = asyncio.run(hostile(plan, args.layer, profile_to, args.tracemalloc, args.census))
     path = write(results, args.output or RESULTS / f"hostile-{results['stamp']}.json")
     print(f"\n{plan.name} run: {results['seconds'] / 60:.1f} min; results in {path}")
     if profile_to is not None:

@@ -9,6 +9,7 @@ end-to-end latency, ``pad`` makes its size realistic.
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import json
 import os
@@ -180,6 +181,25 @@ def stuck_tasks(name_contains: str) -> dict[str, Any]:
     return {"count": len(tasks), "tasks": tasks[:20]}
 
 
+def object_census(top: int) -> dict[str, Any]:
+    """Objects the garbage collector tracks, counted by type, then again after a full
+    collection, with the process's RSS each time: whether what departed connections left
+    behind is garbage in reference cycles (a full collection frees it) or still referenced
+    (a leak, or a cache). A diagnostic of the hostile scenario (``--census``)."""
+
+    def census() -> dict[str, Any]:
+        counts = collections.Counter(
+            f"{type(item).__module__}.{type(item).__qualname__}" for item in gc.get_objects()
+        )
+        with open("/proc/self/status") as status:
+            rss = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS"))
+        return {"objects": sum(counts.values()), "rss": rss, "top": counts.most_common(top)}
+
+    before = census()
+    collected = gc.collect()
+    return {"before": before, "collected": collected, "after": census()}
+
+
 def apply_gc_policy() -> None:
     """Tune the garbage collector as the README's production section recommends, when the
     driver asks (``--tuned-gc``); call it once the server has imported everything.
@@ -196,8 +216,9 @@ def apply_gc_policy() -> None:
 
 def control_app(publish: Publish) -> ASGIApp:
     """An ASGI HTTP app: ``POST /bench/publish`` with a JSON body of ``publish_batch``'s
-    arguments publishes the batch and answers when it is done; ``GET /bench/memory`` and
-    ``GET /bench/tasks?<text>`` are the diagnostics of ``memory_growth`` and ``stuck_tasks``."""
+    arguments publishes the batch and answers when it is done; ``GET /bench/memory``,
+    ``GET /bench/objects`` and ``GET /bench/tasks?<text>`` are the diagnostics of
+    ``memory_growth``, ``object_census`` and ``stuck_tasks``."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -218,6 +239,8 @@ def control_app(publish: Publish) -> ASGIApp:
             status = 200
         elif scope["path"] == "/bench/memory":
             answer, status = memory_growth(int(scope.get("query_string", b"").decode() or 30)), 200
+        elif scope["path"] == "/bench/objects":
+            answer, status = object_census(int(scope.get("query_string", b"").decode() or 30)), 200
         encoded = json.dumps(answer).encode()
         await send(
             {
