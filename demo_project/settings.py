@@ -1,16 +1,24 @@
 """Settings of the demo project: a small chat served over GraphQL WebSockets.
 
 Embedded defaults (SQLite, in-memory channel layer) need no services. ``REDIS_URL`` switches
-the channel layer to channels-redis; ``DJANGO_DEBUG=0`` turns debugging off.
+the channel layer to channels-redis. Safe on a network by default: the secret key comes from
+``DJANGO_SECRET_KEY`` or is generated on first run into an ignored file
+(``DJANGO_SECRET_KEY_FILE``, by default ``.demo-secret-key`` in the checkout), and debugging
+is on only with ``DJANGO_DEBUG=1``.
 """
 
 import os
+from typing import Any
 from pathlib import Path
+
+from demo_project.secret_key import load_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-demo-key-change-me-in-production")
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or load_or_create(
+    Path(os.environ.get("DJANGO_SECRET_KEY_FILE") or BASE_DIR / ".demo-secret-key")
+)
+DEBUG = os.environ.get("DJANGO_DEBUG") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
 
 INSTALLED_APPS = [
@@ -80,7 +88,7 @@ else:
         "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
     }
 
-GQLCHANNELS = {
+GQLCHANNELS: dict[str, Any] = {
     "SCHEMA": "demo_project.chat.schema.schema",
 }
 

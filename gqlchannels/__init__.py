@@ -1,20 +1,40 @@
 """GraphQL over WebSocket for Django Channels: both subprotocols, any graphql-core schema.
 
-The public API is importable from here; the consumer is imported lazily so that
-``import gqlchannels`` works before Django's settings are configured.
+The public API is importable from here, lazily: ``import gqlchannels`` (or any submodule)
+loads neither Django's settings nor the channel-layer stack until a name that needs them is
+used. ``broadcast``, ``broadcast_sync`` and ``listen`` are bound at import: ``broadcast`` is
+also a submodule's name, and importing that submodule would otherwise rebind the package's
+``broadcast`` to the module (the module itself imports the layer only when used).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from .broadcast import BroadcastError, broadcast, broadcast_sync, listen
-from .execution import OperationRequest, inline
-from .protocols import CloseCode, ConnectionRejected, OperationRefused
+from .broadcast import broadcast, broadcast_sync, listen
+
+__version__ = "0.1.0"
+
+#: Each public name, and the module that defines it.
+_PUBLIC = {
+    "BroadcastError": "exceptions",
+    "CloseCode": "close_codes",
+    "ConnectionRejected": "exceptions",
+    "GraphQLWSConsumer": "consumers",
+    "GraphQLWSContext": "context",
+    "OperationRefused": "exceptions",
+    "OperationRequest": "execution",
+    "inline": "resolvers",
+}
 
 if TYPE_CHECKING:
+    from .close_codes import CloseCode
     from .consumers import GraphQLWSConsumer
     from .context import GraphQLWSContext
+    from .exceptions import BroadcastError, ConnectionRejected, OperationRefused
+    from .execution import OperationRequest
+    from .resolvers import inline
 
 __all__ = [
     "BroadcastError",
@@ -24,6 +44,7 @@ __all__ = [
     "GraphQLWSContext",
     "OperationRefused",
     "OperationRequest",
+    "__version__",
     "broadcast",
     "broadcast_sync",
     "inline",
@@ -32,12 +53,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "GraphQLWSConsumer":
-        from .consumers import GraphQLWSConsumer
-
-        return GraphQLWSConsumer
-    if name == "GraphQLWSContext":
-        from .context import GraphQLWSContext
-
-        return GraphQLWSContext
-    raise AttributeError(name)
+    """Import a public name's module on first use."""
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gqlchannels' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -22,8 +22,9 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from . import conf, control
+from .close_codes import CloseCode
 from .models import Connection, Subscription, split_topics, stale_cutoff
-from .protocols import CloseCode
+from .redaction import CUT_MARKER, is_cut
 
 _USERNAME = get_user_model().USERNAME_FIELD
 
@@ -324,11 +325,28 @@ class SubscriptionAdmin(RegistryAdmin):
 
     @admin.display(description="document")
     def document_text(self, obj: Subscription) -> str:
-        """The GraphQL document, as sent."""
-        return format_html("<pre>{}</pre>", obj.document)
+        """The GraphQL document, as sent, or its beginning when it was longer than
+        ``TRACKING_MAX_DOCUMENT_BYTES``."""
+        return _stored_text(obj.document, "TRACKING_MAX_DOCUMENT_BYTES")
 
     @admin.display(description="variables (secrets redacted)")
     def variables_text(self, obj: Subscription) -> str:
-        """The variables, with secret-looking keys redacted before they were stored."""
+        """The variables, with secret-looking keys redacted before they were stored; the
+        beginning of their JSON text when it was longer than ``TRACKING_MAX_VARIABLES_BYTES``."""
+        if is_cut(obj.variables):
+            return _stored_text(obj.variables, "TRACKING_MAX_VARIABLES_BYTES")
         text = json.dumps(obj.variables, indent=2, sort_keys=True, ensure_ascii=False)
         return format_html("<pre>{}</pre>", text)
+
+
+def _stored_text(text: str, cap: str) -> str:
+    """``text`` preformatted, after a note saying so when the registry cut it to ``cap``."""
+    if not is_cut(text):
+        return format_html("<pre>{}</pre>", text)
+    return format_html(
+        '<p class="gqlchannels-truncated"><strong>Truncated</strong>: only the first {} bytes '
+        "were stored (GQLCHANNELS['{}']).</p><pre>{}</pre>",
+        len(text.encode()) - len(CUT_MARKER),
+        cap,
+        text,
+    )

@@ -14,36 +14,33 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from . import conf, sharing
-from .hub import EVENT_TYPE, LayerMissing, channel_layer, get_hub, run_from_sync
+from .exceptions import BroadcastError, LayerMissing
+from .hub import EVENT_TYPE, channel_layer, get_hub, run_from_sync
 
-try:
-    from redis.exceptions import ConnectionError as _RedisConnectionError
-except ImportError:  # pragma: no cover - channels-redis is optional
-    _RedisConnectionError = ConnectionError
-
-_STALE_CONNECTION_ERRORS = (ConnectionError, _RedisConnectionError)
 GROUP_PREFIX = "gqlc."
 _CLEAN_TOPIC = re.compile(r"[A-Za-z0-9.-]{1,80}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
-
-
-class BroadcastError(RuntimeError):
-    """Publishing failed: no channel layer is configured, or the layer did not take the event
-    within ``BROADCAST_TIMEOUT`` (Redis down, say)."""
+#: Hex digits of the topic's SHA-256 in an unsafe topic's group name: 128 bits, so no one
+#: can pick two topics that share a group (64 bits fell to a birthday search in minutes).
+DIGEST_HEX_DIGITS = 32
+#: Characters of an unsafe topic's readable part: with the prefix, the underscore and the
+#: digest, the name stays under the 100 characters channel layers allow.
+_READABLE_PART = 60
 
 
 def group_name(topic: str) -> str:
     """The channel-layer group of ``topic``: readable, valid, and distinct for distinct topics.
 
     Topics made only of letters, digits, dots and dashes keep their text (``gqlc.news``); any
-    other topic is made safe and given a hash suffix (``room:42`` -> ``gqlc.room_42_<hash>``).
+    other topic is made safe and given a suffix of 128 bits of its SHA-256
+    (``room:42`` -> ``gqlc.room_42_<32 hex digits>``), so distinct topics never share a group.
     """
     if not isinstance(topic, str) or not topic:
         raise ValueError("A topic is a non-empty string")
     if _CLEAN_TOPIC.fullmatch(topic):
         return GROUP_PREFIX + topic
-    digest = hashlib.sha256(topic.encode()).hexdigest()[:16]
-    return f"{GROUP_PREFIX}{_UNSAFE.sub('_', topic)[:60]}_{digest}"
+    digest = hashlib.sha256(topic.encode()).hexdigest()[:DIGEST_HEX_DIGITS]
+    return f"{GROUP_PREFIX}{_UNSAFE.sub('_', topic)[:_READABLE_PART]}_{digest}"
 
 
 async def broadcast(topic: str, payload: Any) -> None:
@@ -58,12 +55,8 @@ async def broadcast(topic: str, payload: Any) -> None:
     timeout = conf.get("BROADCAST_TIMEOUT")
     try:
         async with asyncio.timeout(timeout):
-            try:
-                await layer.group_send(group, message)
-            except _STALE_CONNECTION_ERRORS:
-                # After a Redis restart the pool hands out one connection the server already
-                # closed; the command never ran on it, so one retry on a fresh one is safe.
-                await layer.group_send(group, message)
+            # The hub's fault policy: a stale pooled connection is retried once at once.
+            await get_hub().faults.call(layer, "group_send", group, message)
     except TimeoutError:
         raise BroadcastError(f"Could not publish to {topic!r} within {timeout}s") from None
     except Exception as exc:

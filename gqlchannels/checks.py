@@ -6,8 +6,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.utils.module_loading import import_string
 
-from . import conf
+from . import conf, ignored
+from .limits import import_rule
 from .protocols import PROTOCOLS
 
 _POSITIVE_INTEGERS = (
@@ -16,11 +18,16 @@ _POSITIVE_INTEGERS = (
     "MAX_FRAME_DEPTH",
     "MAX_VALIDATION_ERRORS",
     "DOCUMENT_CACHE_SIZE",
+    "DOCUMENT_CACHE_BYTES",
     "SUBSCRIPTION_BUFFER_SIZE",
     "SEND_WINDOW",
     "MAX_OUTBOUND_BUFFER_BYTES",
     "MAX_OPERATION_ID_LENGTH",
+    "TRACKING_MAX_DOCUMENT_BYTES",
+    "TRACKING_MAX_VARIABLES_BYTES",
 )
+#: Limits that None switches off.
+_OPTIONAL_POSITIVE_INTEGERS = ("MAX_QUERY_DEPTH", "MAX_ALIASES", "MAX_QUERY_COST")
 _OPTIONAL_DURATIONS = (
     "CONNECTION_INIT_WAIT_TIMEOUT",
     "KEEPALIVE_INTERVAL",
@@ -39,6 +46,8 @@ def register() -> None:
     checks.register(check_channel_layer, checks.Tags.compatibility)
     checks.register(check_redis_socket_timeout, checks.Tags.compatibility)
     checks.register(check_tracking, checks.Tags.compatibility)
+    checks.register(check_validation_rules, checks.Tags.compatibility)
+    checks.register(check_ignored_protections, checks.Tags.security)
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -65,12 +74,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="gqlchannels.E003",
             )
         )
-    for name in _POSITIVE_INTEGERS:
+    for name in (*_POSITIVE_INTEGERS, *_OPTIONAL_POSITIVE_INTEGERS):
         value = conf.get(name)
+        if value is None and name in _OPTIONAL_POSITIVE_INTEGERS:
+            continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             errors.append(
                 checks.Error(
-                    f"GQLCHANNELS[{name!r}] must be a positive integer.", id="gqlchannels.E004"
+                    f"GQLCHANNELS[{name!r}] must be a positive integer"
+                    + (" or None." if name in _OPTIONAL_POSITIVE_INTEGERS else "."),
+                    id="gqlchannels.E004",
                 )
             )
     for name in (*_OPTIONAL_DURATIONS, *_DURATIONS):
@@ -117,6 +130,71 @@ def check_schema(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
             )
         ]
     return []
+
+
+def check_validation_rules(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E008: each of ``GQLCHANNELS['VALIDATION_RULES']`` imports as a ValidationRule class."""
+    if not isinstance(conf.user_settings(), dict):
+        return []
+    paths = conf.get("VALIDATION_RULES")
+    if isinstance(paths, str) or not isinstance(paths, list | tuple):
+        return [
+            checks.Error(
+                "GQLCHANNELS['VALIDATION_RULES'] must be a list of dotted paths.",
+                id="gqlchannels.E008",
+            )
+        ]
+    errors: list[checks.CheckMessage] = []
+    for path in paths:
+        try:
+            import_rule(path)
+        except Exception as exc:
+            errors.append(
+                checks.Error(
+                    f"GQLCHANNELS['VALIDATION_RULES'] entry {path!r} is not usable: {exc}",
+                    hint="Give the dotted path of a graphql-core ValidationRule subclass.",
+                    id="gqlchannels.E008",
+                )
+            )
+    return errors
+
+
+_INSTEAD_OF_IGNORED = (
+    "What runs instead: GQLCHANNELS['MAX_QUERY_DEPTH'], ['MAX_ALIASES'], ['MAX_QUERY_COST'] "
+    "and ['VALIDATION_RULES'] (graphql-core ValidationRule classes)."
+)
+
+
+def check_ignored_protections(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W005 and W006: a Strawberry schema's extensions (for ``GQLCHANNELS['SCHEMA']``) and
+    graphene-django's middleware, which do not run over gqlchannels' WebSocket."""
+    if not isinstance(conf.user_settings(), dict):
+        return []
+    warnings: list[checks.CheckMessage] = []
+    path = conf.get("SCHEMA")
+    try:
+        schema = import_string(path) if isinstance(path, str) else path
+    except Exception:
+        schema = None  # E006 says so
+    warnings.extend(
+        checks.Warning(
+            f"Strawberry extension {name} of GQLCHANNELS['SCHEMA'] does not run over "
+            "gqlchannels' WebSocket.",
+            hint=_INSTEAD_OF_IGNORED,
+            id="gqlchannels.W005",
+        )
+        for name in ignored.strawberry_extensions(schema)
+    )
+    warnings.extend(
+        checks.Warning(
+            f"graphene-django middleware {name} (GRAPHENE['MIDDLEWARE']) does not run over "
+            "gqlchannels' WebSocket.",
+            hint=_INSTEAD_OF_IGNORED,
+            id="gqlchannels.W006",
+        )
+        for name in ignored.graphene_middleware()
+    )
+    return warnings
 
 
 def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

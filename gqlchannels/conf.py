@@ -43,12 +43,27 @@ DEFAULTS: dict[str, Any] = {
     # JSON (close 4400 / legacy ``connection_error``). Keep it well under 254, the depth
     # orjson can encode again (variables are encoded for cache keys and the registry).
     "MAX_FRAME_DEPTH": 32,
-    # Largest document the parser reads, in lexical tokens (bounds parse and validation cost).
+    # Largest document the parser reads, in lexical tokens, and at most as many comments
+    # (bounds parse and validation cost).
     "MAX_DOCUMENT_TOKENS": 15_000,
     # Validation stops after this many errors, so a hostile document cannot flood the client.
     "MAX_VALIDATION_ERRORS": 50,
+    # Limits every operation must pass at validation, fragments expanded (None: no limit).
+    # Fields nested deeper than this; the standard introspection query is 15 deep.
+    "MAX_QUERY_DEPTH": 20,
+    # Aliased fields: aliases are how one document repeats a field's work.
+    "MAX_ALIASES": 30,
+    # Fields resolved per object, each fragment counted once per spread (lists are not
+    # multiplied); the standard introspection query asks for about 230.
+    "MAX_QUERY_COST": 2000,
+    # Dotted paths of further graphql-core ValidationRule classes to run on every document.
+    "VALIDATION_RULES": (),
     # Parsed and validated documents kept in the per-schema LRU cache.
     "DOCUMENT_CACHE_SIZE": 500,
+    # Bytes the per-schema document cache may hold, as counted by gqlchannels.documents
+    # (twice the text, plus 256 per AST node): clients choose the documents, so the cache is
+    # bounded by memory as well as by count. A document larger than this is never cached.
+    "DOCUMENT_CACHE_BYTES": 16 * 1024 * 1024,
     # Seconds a connection's teardown waits for cancelled operations to run their ``finally``.
     "DISCONNECT_TIMEOUT": 5.0,
     # Seconds over which a stopping server (SIGTERM/SIGINT) closes its connections with 1012,
@@ -78,6 +93,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between the registry's batched writes (new and ended connections and
     # operations); operations that start and end within one interval are never written.
     "TRACKING_FLUSH_INTERVAL": 1.0,
+    # Bytes (UTF-8) of a document, and of the variables' JSON text, that the registry stores
+    # per operation; longer ones are cut and end with "[truncated]" (the admin says so).
+    "TRACKING_MAX_DOCUMENT_BYTES": 16 * 1024,
+    "TRACKING_MAX_VARIABLES_BYTES": 16 * 1024,
     # Seconds between heartbeats: one UPDATE per process refreshing ``last_seen`` of every
     # connection it holds.
     "HEARTBEAT_INTERVAL": 15.0,

@@ -16,7 +16,8 @@ import enum
 import logging
 import uuid
 import weakref
-from typing import Any, ClassVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
@@ -25,10 +26,10 @@ from channels.utils import await_many_dispatch
 from django.core.exceptions import PermissionDenied
 from graphql import GraphQLError, GraphQLSchema
 
-from . import conf, drain, signals
+from . import conf, control, drain, signals
 from .context import GraphQLWSContext
 from .execution import Executor, OperationRequest, resolve_schema
-from .hub import Hub, LayerMissing, get_hub
+from .hub import Hub
 from .json import MalformedJSON, dumps, loads
 from .protocols import (
     PROTOCOLS,
@@ -39,6 +40,16 @@ from .protocols import (
     ProtocolOptions,
 )
 from .servers import ServerSocket
+
+if TYPE_CHECKING:
+    from asgiref.typing import (
+        ASGIReceiveCallable,
+        ASGISendCallable,
+        WebSocketConnectEvent,
+        WebSocketDisconnectEvent,
+        WebSocketReceiveEvent,
+    )
+    from channels.consumer import _ChannelScope
 
 logger = logging.getLogger("gqlchannels.consumer")
 
@@ -73,7 +84,9 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     Route it with ``GraphQLWSConsumer.as_asgi(schema=schema, **options)``, or without
     ``schema`` to use ``GQLCHANNELS["SCHEMA"]``. Subclass it to override the hooks
-    ``on_connect``, ``on_operation``, ``get_context`` and ``on_disconnect``.
+    ``on_connect``, ``on_operation``, ``get_context`` and ``on_disconnect``. The inherited
+    ``send()`` goes through the guarded send too: after the socket closed it drops the frame
+    quietly, and binary frames are refused (the protocols are text only).
     """
 
     #: A schema for subclasses to set instead of passing ``schema=`` to ``as_asgi``.
@@ -113,7 +126,9 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     # -- ASGI plumbing ---------------------------------------------------------------------
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(
+        self, scope: _ChannelScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         """Run the connection on the client's frames alone, and tear it down however it ends.
 
         Broadcast events arrive through the per-process hub, so this consumer does not listen
@@ -127,7 +142,12 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         self.base_send = send
         self.socket = ServerSocket(send)
         try:
-            await await_many_dispatch([receive, self._closed_by_us], self.dispatch)
+            # types-channels types the callables as returning receive callables: they return
+            # events.
+            await await_many_dispatch(
+                [receive, self._closed_by_us],  # type: ignore[list-item]
+                self.dispatch,
+            )
         except StopConsumer:
             pass
         except asyncio.CancelledError:
@@ -159,10 +179,10 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             await self._internal_error()
             raise StopConsumer from None
 
-    async def _closed_by_us(self) -> dict[str, Any]:
+    async def _closed_by_us(self) -> WebSocketDisconnectEvent:
         """A ``websocket.disconnect`` of our own, once this side has closed the socket."""
         await self._closed_here.wait()
-        return {"type": "websocket.disconnect", "code": None}
+        return {"type": "websocket.disconnect", "code": 1000, "reason": None}
 
     async def _internal_error(self) -> None:
         try:
@@ -185,8 +205,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             if self.protocol is not None:
                 await self.protocol.stop()
         finally:
-            if self.hub is not None:
-                self.hub.detach(self.connection_id)
+            control.get_control_plane().detach(self.connection_id)
             if self.protocol is not None:
                 _send_robust(signals.connection_closed, type(self), consumer=self)
             try:
@@ -196,7 +215,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             if self._drain is not None:
                 await self._drain.left(self)
 
-    async def websocket_connect(self, message: dict[str, Any]) -> None:
+    async def websocket_connect(self, message: WebSocketConnectEvent) -> None:
         """Accept with the client's preferred enabled subprotocol, or accept and close 4406."""
         self.executor = executor_for(resolve_schema(self._schema_source or conf.get("SCHEMA")))
         chosen = self.choose_subprotocol(self.scope.get("subprotocols") or [])
@@ -212,17 +231,10 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             return
         self.protocol = PROTOCOLS[chosen](self, self._protocol_options())
         self.protocol.start()
-        try:
-            self.hub = get_hub()
-        except LayerMissing:
-            logger.debug(
-                "No channel layer: connection %s takes no control messages", self.connection_id
-            )
-        else:
-            self.hub.attach(self.connection_id, self)
+        self.hub = control.get_control_plane().attach(self.connection_id, self)
         _send_robust(signals.connection_opened, type(self), consumer=self)
 
-    def choose_subprotocol(self, offered: list[str]) -> str | None:
+    def choose_subprotocol(self, offered: Iterable[str]) -> str | None:
         """The first subprotocol in the client's order that is enabled here."""
         enabled = self.option("protocols")
         return next((name for name in offered if name in enabled and name in PROTOCOLS), None)
@@ -238,7 +250,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             max_operation_id_length=self.option("max_operation_id_length"),
         )
 
-    async def websocket_receive(self, message: dict[str, Any]) -> None:
+    async def websocket_receive(self, message: WebSocketReceiveEvent) -> None:
         """Bound, decode and hand one frame to the protocol."""
         if self.protocol is None or self.socket_state is not SocketState.OPEN:
             return
@@ -257,7 +269,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             return
         await self.protocol.receive(decoded)
 
-    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+    async def websocket_disconnect(self, message: WebSocketDisconnectEvent) -> None:
         """The socket is gone: end the consumer (its teardown runs in ``__call__``)."""
         self.socket_state = SocketState.CLOSED
         raise StopConsumer
@@ -266,7 +278,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         """Close with 1012 (Service Restart): the server is stopping, come back soon."""
         await self.close(CloseCode.SERVICE_RESTART, "Service Restart")
 
-    # -- the Connection interface the protocols use -------------------------------------------
+    # -- the Transport port the protocols use -------------------------------------------------
 
     async def send_message(self, message: dict[str, Any]) -> None:
         """Send one frame, or drop it quietly when the socket is closing or gone.
@@ -281,7 +293,22 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
                 "Dropped %s frame: socket %s", message.get("type"), self.socket_state.value
             )
             return
-        text = dumps(message)
+        await self._send_text(dumps(message))
+
+    async def send(  # type: ignore[override]  # Channels' own override, as its stubs say
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
+        """Channels' familiar ``send``, routed through the same guarded send as every frame
+        (a subclass that writes ``await self.send(...)`` gets the same guarantees); GraphQL
+        over WebSocket has text frames only."""
+        if bytes_data is not None:
+            raise TypeError("GraphQL over WebSocket sends text frames only")
+        if text_data is not None and self.socket_state is SocketState.OPEN:
+            await self._send_text(text_data)
+        if close:
+            await self.close()
+
+    async def _send_text(self, text: str) -> None:
         buffered = self.socket.buffered_bytes()
         if buffered is not None and buffered > self._outbound_budget:
             await self._close_stalled_reader(buffered)
@@ -290,7 +317,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             await self.socket.send_text(text)
         except OSError as exc:
             self.socket_state = SocketState.CLOSED
-            logger.debug("Dropped %s frame: the socket is gone (%r)", message.get("type"), exc)
+            logger.debug("Dropped a frame: the socket is gone (%r)", exc)
 
     async def _close_stalled_reader(self, buffered: int) -> None:
         """Close a client that stopped reading: the server holds more than the budget for it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ class GraphQLWSContext:
     libraries whose context is a dict.
     """
 
-    scope: dict[str, Any]
+    scope: Mapping[str, Any]
     connection_params: dict[str, Any]
     consumer: Any
     operation_id: str

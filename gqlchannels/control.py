@@ -1,17 +1,102 @@
-"""Reach live connections in any process, through each process's hub channel.
+"""The control plane: reach live connections in any process, through each process's hub
+channel.
 
-Used by the admin's "Disconnect selected" action and the audit's ``--probe``; safe from any
-thread, because it only sends channel-layer messages and never touches a consumer.
+The sending side (``disconnect``, ``probe``) is used by the admin's "Disconnect selected"
+action and the audit's ``--probe``; it is safe from any thread, because it only sends
+channel-layer messages and never touches a consumer. The receiving side is one
+``ControlPlane`` per event loop: it keeps the loop's live connections, registers its message
+handlers on the loop's hub, and closes or lists connections when asked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
-from .hub import DISCONNECT_TYPE, PROBE_REPLY_TYPE, PROBE_TYPE, channel_layer, run_from_sync
-from .protocols import CloseCode
+from .close_codes import CloseCode
+from .exceptions import LayerMissing
+from .hub import Hub, channel_layer, get_hub, run_from_sync
+from .loops import PerLoop
+
+logger = logging.getLogger("gqlchannels.control")
+
+DISCONNECT_TYPE = "gqlchannels.disconnect"
+PROBE_TYPE = "gqlchannels.probe"
+PROBE_REPLY_TYPE = "gqlchannels.probe_reply"
+
+
+class Closable(Protocol):
+    """What the control plane needs of a live connection: a way to close it."""
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close the socket with ``code``."""
+
+
+class ControlPlane:
+    """One event loop's live connections, reachable from other processes through its hub."""
+
+    def __init__(self) -> None:
+        self.connections: dict[str, Closable] = {}
+        self._hub: Hub | None = None
+
+    def attach(self, connection_id: str, connection: Closable) -> Hub | None:
+        """Make a live connection reachable; return the hub that reaches it (None without a
+        channel layer: then nothing outside this process can reach it)."""
+        if self._hub is None:
+            try:
+                self._hub = get_hub()
+            except LayerMissing:
+                logger.debug(
+                    "No channel layer: connection %s takes no control messages", connection_id
+                )
+                return None
+            self._hub.handle(DISCONNECT_TYPE, self._on_disconnect)
+            self._hub.handle(PROBE_TYPE, self._on_probe)
+        self.connections[connection_id] = connection
+        self._hub.hold(self)
+        return self._hub
+
+    def detach(self, connection_id: str) -> None:
+        """Forget a connection that has closed."""
+        self.connections.pop(connection_id, None)
+        if not self.connections and self._hub is not None:
+            self._hub.release(self)
+
+    def _on_disconnect(self, message: dict[str, Any]) -> None:
+        assert self._hub is not None
+        for connection_id in message.get("connections", ()):
+            connection = self.connections.get(connection_id)
+            if connection is not None:
+                self._hub.spawn(connection.close(message.get("code"), message.get("reason")))
+
+    def _on_probe(self, message: dict[str, Any]) -> None:
+        assert self._hub is not None
+        reply = {
+            "type": PROBE_REPLY_TYPE,
+            "token": message.get("token"),
+            "channel": self._hub.channel_name,
+            "connections": list(self.connections),
+        }
+        self._hub.spawn(self._reply(message.get("reply_to"), reply))
+
+    async def _reply(self, channel: Any, reply: dict[str, Any]) -> None:
+        if not isinstance(channel, str) or self._hub is None:
+            return
+        try:
+            await self._hub.send(channel, reply)
+        except Exception:  # the prober counts this hub as not answering
+            pass
+
+
+_planes: PerLoop[ControlPlane] = PerLoop(ControlPlane)
+
+
+def get_control_plane() -> ControlPlane:
+    """The control plane of the running event loop."""
+    return _planes.get()
 
 
 async def disconnect(
@@ -44,7 +129,8 @@ async def probe(hub_channels: Iterable[str], timeout: float = 5.0) -> dict[str, 
     """Ask each hub which connections it holds; return the answers that came within
     ``timeout`` (a hub that did not answer, e.g. of a crashed process, is missing)."""
     layer = channel_layer()
-    reply_to = await layer.new_channel(prefix="gqlchannels.probe.")
+    # types-channels lacks new_channel's prefix argument.
+    reply_to = await layer.new_channel(prefix="gqlchannels.probe.")  # type: ignore[call-arg]
     token = uuid.uuid4().hex
     pending = set(hub_channels)
     for hub_channel in pending:

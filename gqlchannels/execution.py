@@ -13,8 +13,7 @@ import functools
 import inspect
 import logging
 import traceback
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import graphql
 from django.utils.module_loading import import_string
 from graphql import (
-    DocumentNode,
+    ASTValidationRule,
     ExecutionResult,
     GraphQLError,
     GraphQLSchema,
@@ -31,10 +30,13 @@ from graphql import (
     execute,
     get_operation_ast,
     parse,
+    specified_rules,
     validate,
 )
 
-from . import sharing
+from . import conf, ignored, limits, sharing
+from .documents import DocumentCache, PreparedDocument
+from .exceptions import OperationFailed
 from .json import dumps, preencoded
 from .resolvers import BatchedSyncResolvers, execute_operation, inline
 
@@ -48,7 +50,14 @@ MASKED_MESSAGE = "Internal server error"
 #: document is time-sliced against the event loop instead of stalling every connection.
 _document_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gqlchannels-validate")
 
-_PARSE_ACCEPTS_TOKEN_LIMIT = "max_lexical_tokens" in inspect.signature(parse).parameters
+#: The parser's limits that MAX_DOCUMENT_TOKENS sets, where this graphql-core has them:
+#: tokens, and comments, which the token limit does not count (1 MB of ``#`` lines is
+#: 450,000 of them, seconds of parsing and ~86 MB while it lasts).
+_TOKEN_LIMITS = tuple(
+    name
+    for name in ("max_lexical_tokens", "max_comments")
+    if name in inspect.signature(parse).parameters
+)
 #: graphql-core 3.3 builds an executor once per subscription and a light copy per event;
 #: 3.2 has no such class and executes each event from the arguments.
 _COMPOSABLE_EXECUTOR = getattr(graphql, "Executor", None)
@@ -59,6 +68,7 @@ def resolve_schema(schema: Any) -> GraphQLSchema:
 
     Accepts a ``GraphQLSchema`` (hand-built or Ariadne's), a Strawberry schema (its
     ``_schema``), a Graphene schema (its ``graphql_schema``), or a dotted path to any of them.
+    A Strawberry schema's extensions do not run; that is logged once per schema.
     """
     if isinstance(schema, str):
         schema = import_string(schema)
@@ -67,6 +77,7 @@ def resolve_schema(schema: Any) -> GraphQLSchema:
     for attribute in ("graphql_schema", "_schema"):
         inner = getattr(schema, attribute, None)
         if isinstance(inner, GraphQLSchema):
+            ignored.warn_once(schema)
             return inner
     raise TypeError(f"Not a GraphQL schema: {schema!r}")
 
@@ -81,64 +92,61 @@ class OperationRequest:
     extensions: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class PreparedDocument:
-    """A parsed and validated document, shared by every operation that sends the same text."""
-
-    document: DocumentNode | None
-    errors: tuple[GraphQLError, ...]
-
-
-class OperationFailed(Exception):
-    """The operation ends with these errors and no result: the protocol's ``error`` message."""
-
-    def __init__(self, errors: list[dict[str, Any]]):
-        super().__init__(errors[0]["message"] if errors else "Operation failed")
-        self.errors = errors
-
-
 class Executor:
-    """Runs operations against one schema; owns its document cache and error policy."""
+    """Runs operations against one schema; owns its document cache and error policy.
+
+    ``cache_bytes`` left at None takes ``GQLCHANNELS['DOCUMENT_CACHE_BYTES']``;
+    ``validation_rules`` (run next to graphql-core's specified rules) left at None are the
+    operation limits and ``VALIDATION_RULES`` of the settings (``gqlchannels.limits``).
+    """
 
     def __init__(
         self,
         schema: GraphQLSchema,
         *,
         cache_size: int = 500,
+        cache_bytes: int | None = None,
+        validation_rules: Sequence[type[ASTValidationRule]] | None = None,
         max_tokens: int | None = 15_000,
         max_validation_errors: int = 50,
         offload_sync: bool = True,
         debug_errors: Callable[[], bool] = lambda: False,
     ):
         self.schema = schema
-        self.cache_size = cache_size
         self.max_tokens = max_tokens
         self.max_validation_errors = max_validation_errors
         self.offload_sync = offload_sync
         self.debug_errors = debug_errors
-        self._cache: OrderedDict[str, PreparedDocument] = OrderedDict()
+        self.validation_rules = (
+            *specified_rules,
+            *(limits.validation_rules() if validation_rules is None else validation_rules),
+        )
+        self.cache = DocumentCache(
+            cache_size, conf.get("DOCUMENT_CACHE_BYTES") if cache_bytes is None else cache_bytes
+        )
 
     async def prepare(self, query: str) -> PreparedDocument:
-        """Parse and validate ``query``, from the LRU cache when it was seen before."""
-        prepared = self._cache.get(query)
+        """Parse and validate ``query``, from the cache when it was seen before."""
+        prepared = self.cache.get(query)
         if prepared is not None:
-            self._cache.move_to_end(query)
             return prepared
         loop = asyncio.get_running_loop()
         prepared = await loop.run_in_executor(_document_pool, self._parse_and_validate, query)
-        self._cache[query] = prepared
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        self.cache.put(query, prepared)
         return prepared
 
     def _parse_and_validate(self, query: str) -> PreparedDocument:
-        options = {"max_lexical_tokens": self.max_tokens} if _PARSE_ACCEPTS_TOKEN_LIMIT else {}
+        options = {name: self.max_tokens for name in _TOKEN_LIMITS}
         try:
-            document = parse(query, **options)
+            document = parse(query, **options)  # type: ignore[arg-type]  # the limits exist
         except GraphQLError as error:
-            return PreparedDocument(None, (error,))
-        errors = validate(self.schema, document, max_errors=self.max_validation_errors)
-        return PreparedDocument(document, tuple(errors))
+            return PreparedDocument.rejected(query, [error])
+        errors = validate(
+            self.schema, document, self.validation_rules, max_errors=self.max_validation_errors
+        )
+        if errors:
+            return PreparedDocument.rejected(query, errors)
+        return PreparedDocument.valid(query, document)
 
     async def operation_type(self, request: OperationRequest) -> OperationType | None:
         """The type of the operation ``request`` selects, or None if it selects none."""
@@ -155,8 +163,9 @@ class Executor:
         for a subscription. Raise OperationFailed when it ends with errors and no result."""
         prepared = await self.prepare(request.query)
         if prepared.errors:
-            logger.debug("Rejected document: %s", prepared.errors[0].message)
-            raise OperationFailed([error.formatted for error in prepared.errors])
+            logger.debug("Rejected document: %s", prepared.errors[0]["message"])
+            # Copies: the cached errors are shared by every operation sending this text.
+            raise OperationFailed([dict(error) for error in prepared.errors])
         assert prepared.document is not None
         operation = get_operation_ast(prepared.document, request.operation_name)
         kwargs: dict[str, Any] = {
@@ -281,9 +290,9 @@ class Executor:
     def _format_error(self, error: GraphQLError) -> dict[str, Any]:
         original = error.original_error
         if original is None or isinstance(original, GraphQLError):
-            return error.formatted
+            return dict(error.formatted)
         logger.error("Unexpected error in resolver for %s", error.path, exc_info=original)
-        formatted = error.formatted
+        formatted: dict[str, Any] = dict(error.formatted)
         if self.debug_errors():
             formatted.setdefault("extensions", {})["exception"] = {
                 "type": type(original).__name__,

@@ -2,10 +2,10 @@
 
 One hub per running event loop owns one channel-layer channel. Through it arrive broadcast
 events (the hub joins each topic's group once, however many local subscriptions listen, and
-hands every event to each local subscription's bounded buffer) and control messages for the
-connections this process holds (disconnect them, say which are alive). So one event costs
-one channel-layer message per process, a control request one per process, and a layer fault
-is handled, logged and recovered from in one place instead of in every consumer.
+hands every event to each local subscription's bounded buffer) and messages for the handlers
+other modules register (the control plane, ``gqlchannels.control``). So one event costs one
+channel-layer message per process, and a layer fault is handled, logged and recovered from
+in one place instead of in every consumer.
 """
 
 from __future__ import annotations
@@ -13,49 +13,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Coroutine
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgiref.sync import async_to_sync
-from channels.layers import BaseChannelLayer, get_channel_layer
-from graphql import GraphQLError
 
 from . import conf
+from .exceptions import LayerMissing, LayerUnavailable, SubscriptionOverflow
+from .faults import LayerFaults
 from .loops import PerLoop
 from .sharing import SharedResults
+
+if TYPE_CHECKING:
+    from channels.layers import BaseChannelLayer
 
 logger = logging.getLogger("gqlchannels.hub")
 T = TypeVar("T")
 
 EVENT_TYPE = "gqlchannels.event"
-DISCONNECT_TYPE = "gqlchannels.disconnect"
-PROBE_TYPE = "gqlchannels.probe"
-PROBE_REPLY_TYPE = "gqlchannels.probe_reply"
-#: Backoff, in seconds, while the channel layer keeps failing.
-_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
-
-
-class LayerMissing(RuntimeError):
-    """No channel layer is configured under ``GQLCHANNELS['CHANNEL_LAYER']``."""
-
-
-class SubscriptionOverflow(GraphQLError):
-    """A subscription fell more than ``SUBSCRIPTION_BUFFER_SIZE`` events behind.
-
-    It ends with this error (an ``error`` message to its client) rather than skipping events
-    silently: the client learns it missed some and can subscribe again and refetch.
-    """
-
-
-class Closable(Protocol):
-    """What the hub needs of a local connection: a way to close it."""
-
-    async def close(self, code: int | None = None, reason: str | None = None) -> None:
-        """Close the socket with ``code``."""
+#: Handles one channel-layer message of a type another module registered (``Hub.handle``).
+MessageHandler = Callable[[dict[str, Any]], None]
 
 
 def channel_layer() -> BaseChannelLayer:
     """The layer named by ``GQLCHANNELS['CHANNEL_LAYER']``; LayerMissing if there is none."""
+    from channels.layers import get_channel_layer  # on first use: importing stays cheap
+
     alias = conf.get("CHANNEL_LAYER")
     layer = get_channel_layer(alias)
     if layer is None:
@@ -107,23 +90,28 @@ class Listener:
 
 
 class Hub:
-    """One process's channel, group memberships, and registry of live connections.
+    """One process's channel and group memberships: fan-out of events to local listeners.
 
-    While anything listens or is connected, two tasks run: one receives from the layer, the
+    Other kinds of messages to this channel go to the handler registered for their type
+    (the control plane, ``gqlchannels.control``, registers its own). While anything listens
+    or holds the hub, two tasks run: one receives from the layer, the
     other re-joins every group periodically (channels-redis forgets members after
-    ``group_expiry``, and everything after a restart without persistence) and, after a layer
-    fault, retries until the layer takes the memberships again.
+    ``group_expiry``, and everything after a restart without persistence) and, once the layer
+    has failed, until it takes the memberships again. Every layer call goes through
+    ``faults`` (``gqlchannels.faults``): one retry policy, one backoff, one log of outages.
     """
 
     def __init__(self, layer: BaseChannelLayer):
         self.layer = layer
         self.channel_name: str | None = None
-        self.connections: dict[str, Closable] = {}
+        self._handlers: dict[str, MessageHandler] = {}
+        self._holders: set[object] = set()
         self._listeners: dict[str, set[Listener]] = {}
         self._membership = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._rejoin_now = asyncio.Event()
+        self.faults = LayerFaults(on_failure=self._rejoin_now.set)
 
     def listener_count(self) -> int:
         """How many subscriptions in this process listen to at least one topic."""
@@ -136,27 +124,44 @@ class Hub:
     async def channel(self) -> str:
         """This process's channel name (made on first use)."""
         if self.channel_name is None:
-            name = await self.layer.new_channel(prefix="gqlchannels.hub.")
+            # types-channels lacks new_channel's prefix argument.
+            name = await self.layer.new_channel(prefix="gqlchannels.hub.")  # type: ignore[call-arg]
             if self.channel_name is None:
                 self.channel_name = name
         return self.channel_name
 
-    # -- connections -------------------------------------------------------------------------
+    # -- other subsystems on this channel ------------------------------------------------------
 
-    def attach(self, connection_id: str, connection: Closable) -> None:
-        """Make a live connection reachable for control messages (never waits)."""
-        self.connections[connection_id] = connection
+    def handle(self, message_type: str, handler: MessageHandler) -> None:
+        """Route messages of ``message_type`` on this channel to ``handler`` (never waits)."""
+        self._handlers[message_type] = handler
+
+    def hold(self, holder: object) -> None:
+        """Keep receiving while ``holder`` needs this channel (even with nothing to listen to)."""
+        self._holders.add(holder)
         self._run()
 
-    def detach(self, connection_id: str) -> None:
-        """Forget a connection that has closed."""
-        self.connections.pop(connection_id, None)
+    def release(self, holder: object) -> None:
+        """``holder`` no longer needs the channel."""
+        self._holders.discard(holder)
         self._stop_when_idle()
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """Send one message to another channel, under the hub's fault policy."""
+        await self.faults.call(self.layer, "send", channel, message)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``coroutine`` as a task the hub keeps a reference to until it is done."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     # -- listeners ---------------------------------------------------------------------------
 
     async def add(self, groups: tuple[str, ...], size: int) -> Listener:
-        """Register a listener on ``groups``, joining each group this process is not yet in."""
+        """Register a listener on ``groups``, joining each group this process is not yet in;
+        raise LayerUnavailable when the layer does not take a join."""
         listener = Listener(groups, size)
         channel = await self.channel()
         async with self._membership:
@@ -164,12 +169,15 @@ class Hub:
             try:
                 for group in groups:
                     if group not in self._listeners:
-                        await self.layer.group_add(group, channel)
+                        await self.faults.call(self.layer, "group_add", group, channel)
                         self._listeners[group] = set()
                     self._listeners[group].add(listener)
                 _raise_swallowed_cancellation()
-            except BaseException:
+            except BaseException as exc:
                 await self._leave_unused(self._unregister(listener))
+                if isinstance(exc, Exception):
+                    logger.debug("Refused a subscription to %s: %r", groups, exc)
+                    raise LayerUnavailable() from exc
                 raise
         return listener
 
@@ -183,7 +191,7 @@ class Hub:
         emptied = self._unregister(listener)
         self._stop_when_idle()
         if emptied:
-            await asyncio.shield(self._spawn(self._leave_when_unused(emptied)))
+            await asyncio.shield(self.spawn(self._leave_when_unused(emptied)))
 
     def _unregister(self, listener: Listener) -> list[str]:
         """Take ``listener`` off its groups; return the groups no local listener is left in."""
@@ -210,9 +218,9 @@ class Hub:
 
     async def _leave(self, group: str) -> None:
         try:
-            await self.layer.group_discard(group, self.channel_name)
-        except Exception as exc:  # the membership expires on its own; nothing else to do
-            logger.warning("Could not leave group %s: %s", group, exc)
+            await self.faults.call(self.layer, "group_discard", group, self.channel_name)
+        except Exception:  # the membership expires on its own; faults has logged the outage
+            pass
 
     # -- the two tasks ---------------------------------------------------------------------
 
@@ -225,61 +233,44 @@ class Hub:
             ]
 
     def _stop_when_idle(self) -> None:
-        if not self._listeners and not self.connections:
+        if not self._listeners and not self._holders:
             for task in self._tasks:
                 task.cancel()
             self._tasks = []
 
     async def _receive(self) -> None:
         channel = await self.channel()
-        failures = 0
         while True:
             try:
-                message = await self.layer.receive(channel)
-            except Exception as exc:
-                if failures == 0:
-                    logger.warning("Channel layer receive failed (%r); retrying", exc)
-                    self._rejoin_now.set()
-                failures += 1
-                await asyncio.sleep(_retry_delay(failures))
+                message = await self.faults.call(self.layer, "receive", channel)
+            except Exception:
+                await self.faults.pause()
                 continue
-            if failures:
-                logger.warning("Channel layer receive recovered after %d failure(s)", failures)
-                failures = 0
             self._dispatch(message)
 
     async def _maintain_membership(self) -> None:
         interval = min(
             conf.get("GROUP_REJOIN_INTERVAL"), getattr(self.layer, "group_expiry", 86400) / 3
         )
-        failures = 0
         while True:
-            wait = interval if failures == 0 else _retry_delay(failures)
             try:
-                async with asyncio.timeout(wait):
+                async with asyncio.timeout(interval):
                     await self._rejoin_now.wait()
             except TimeoutError:
                 pass
             self._rejoin_now.clear()
-            error = await self._rejoin_all()
-            if error is None:
-                if failures:
-                    logger.warning("Re-joined every group after %d failed attempt(s)", failures)
-                failures = 0
-            else:
-                if failures == 0:
-                    logger.warning("Could not re-join groups (%r); retrying", error)
-                failures += 1
+            while not await self._rejoin_all():
+                await self.faults.pause()
 
-    async def _rejoin_all(self) -> Exception | None:
-        """Join every group again (refreshing its expiry); return the error if the layer failed."""
+    async def _rejoin_all(self) -> bool:
+        """Join every group again (refreshing its expiry); False if the layer failed."""
         async with self._membership:
             try:
                 for group in list(self._listeners):
-                    await self.layer.group_add(group, self.channel_name)
-            except Exception as exc:
-                return exc
-        return None
+                    await self.faults.call(self.layer, "group_add", group, self.channel_name)
+            except Exception:
+                return False
+        return True
 
     # -- messages --------------------------------------------------------------------------
 
@@ -289,34 +280,8 @@ class Hub:
             payload, results = message.get("payload"), SharedResults()
             for listener in self._listeners.get(message.get("group"), ()):  # type: ignore[arg-type]
                 listener.put(payload, results)
-        elif kind == DISCONNECT_TYPE:
-            for connection_id in message.get("connections", ()):
-                connection = self.connections.get(connection_id)
-                if connection is not None:
-                    self._spawn(connection.close(message.get("code"), message.get("reason")))
-        elif kind == PROBE_TYPE:
-            reply = {
-                "type": PROBE_REPLY_TYPE,
-                "token": message.get("token"),
-                "channel": self.channel_name,
-                "connections": list(self.connections),
-            }
-            self._spawn(self._reply(message.get("reply_to"), reply))
-
-    async def _reply(self, channel: Any, reply: dict[str, Any]) -> None:
-        if not isinstance(channel, str):
-            return
-        try:
-            await self.layer.send(channel, reply)
-        except Exception as exc:
-            logger.warning("Could not answer a probe: %r", exc)
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run ``coroutine`` as a task the hub keeps a reference to until it is done."""
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
+        elif isinstance(kind, str) and kind in self._handlers:
+            self._handlers[kind](message)
 
 
 def _raise_swallowed_cancellation() -> None:
@@ -329,10 +294,6 @@ def _raise_swallowed_cancellation() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
-
-
-def _retry_delay(failures: int) -> float:
-    return _RETRY_DELAYS[min(failures, len(_RETRY_DELAYS)) - 1]
 
 
 _hubs: PerLoop[Hub] = PerLoop(lambda: Hub(channel_layer()))

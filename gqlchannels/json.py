@@ -7,7 +7,7 @@ from typing import Any
 try:
     import orjson
 except ImportError:  # pragma: no cover - exercised only without the orjson extra
-    orjson = None
+    orjson = None  # type: ignore[assignment]
 
 import json as _stdlib_json
 

@@ -27,7 +27,8 @@ from typing import Any
 
 logger = logging.getLogger("gqlchannels.servers")
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+#: The ASGI ``send`` callable (any message type).
+Send = Callable[[Any], Awaitable[None]]
 
 #: Close codes every ASGI server relays as ``websocket.close``.
 _PORTABLE_CLOSE_CODES = frozenset({1000, *range(3000, 5000)})
@@ -70,7 +71,7 @@ class ServerSocket:
         if size is not None:  # asyncio (uvicorn)
             return int(size())
         # Twisted (Daphne): what is left of the buffer being written, plus what waits behind.
-        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+        return int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)
 
 
 def _transport(send: Send, daphne_protocol: Any) -> Any:

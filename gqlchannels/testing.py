@@ -187,7 +187,8 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
     async def _open(self) -> None:
         accepted, detail = await self.connect(timeout=self.timeout)
         if not accepted:
-            raise ConnectionRefused(detail, "The server refused the WebSocket handshake")
+            code = detail if isinstance(detail, int) else None
+            raise ConnectionRefused(code, "The server refused the WebSocket handshake")
         if detail != self.protocol:
             raise ConnectionRefused(
                 self._queued_close_code(),
@@ -224,7 +225,7 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
         with contextlib.suppress(asyncio.QueueEmpty):
             event = self.output_queue.get_nowait()
             if event.get("type") == "websocket.close":
-                return event.get("code", 1000)
+                return int(event.get("code", 1000))
         return None
 
     async def disconnect(self, code: int = 1000, timeout: float | None = None) -> None:

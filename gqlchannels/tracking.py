@@ -34,7 +34,7 @@ from graphql import get_operation_ast
 
 from . import conf, drain, signals
 from .loops import PerLoop
-from .redaction import clean_text, redact_variables
+from .redaction import clean_text, stored_document, stored_variables
 
 logger = logging.getLogger("gqlchannels.tracking")
 
@@ -521,8 +521,12 @@ async def _operation_row(operation: TrackedOperation) -> dict[str, Any]:
         "operation_id": clean_text(str(operation.operation_id))[:200],
         "operation_name": clean_text(operation_name)[:200],
         "operation_type": operation_type,
-        "document": clean_text(operation.request.query),
-        "variables": redact_variables(operation.request.variables),
+        "document": stored_document(
+            operation.request.query, conf.get("TRACKING_MAX_DOCUMENT_BYTES")
+        ),
+        "variables": stored_variables(
+            operation.request.variables, conf.get("TRACKING_MAX_VARIABLES_BYTES")
+        ),
         "topics": _topics_text(topics),
         "started_at": operation.started_at,
     }

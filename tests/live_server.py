@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,13 +155,16 @@ def _accepts_connections(port: int) -> bool:
         return False
 
 
-def _command(server: str, port: int, application: str, verbosity: int | None) -> list[str]:
+def _command(
+    server: str, port: int, application: str, verbosity: int | None, options: Sequence[str]
+) -> list[str]:
     if server == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", "--host", HOST, "--port", str(port), application]
+        command = [sys.executable, "-m", "uvicorn", "--host", HOST, "--port", str(port)]
+        return [*command, *options, application]
     command = [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port)]
     if verbosity is not None:
         command += ["-v", str(verbosity)]
-    return [*command, application]
+    return [*command, *options, application]
 
 
 def _start(
@@ -171,12 +174,13 @@ def _start(
     verbosity: int | None,
     server: str = "daphne",
     application: str = ASGI_APPLICATION,
+    options: Sequence[str] = (),
 ) -> LiveServer:
     port = free_port()
     stdout_path = directory / f"{server}-{attempt}.out"
     stderr_path = directory / f"{server}-{attempt}.err"
     # Files, not pipes: a pipe nobody reads fills up and then blocks the server's logging.
-    command = _command(server, port, application, verbosity)
+    command = _command(server, port, application, verbosity, options)
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
             command,
@@ -212,10 +216,13 @@ def running_daphne(
     verbosity: int | None = None,
     env: dict[str, str] | None = None,
     database: Path | None = None,
+    options: Sequence[str] = (),
 ) -> Iterator[LiveServer]:
     """Migrate a database in ``directory``, serve the demo from daphne, stop it on exit.
     (``running_server`` with daphne and the demo's application; see there.)"""
-    with running_server(directory, verbosity=verbosity, env=env, database=database) as live:
+    with running_server(
+        directory, verbosity=verbosity, env=env, database=database, options=options
+    ) as live:
         yield live
 
 
@@ -227,9 +234,10 @@ def running_server(
     verbosity: int | None = None,
     env: dict[str, str] | None = None,
     database: Path | None = None,
+    options: Sequence[str] = (),
 ) -> Iterator[LiveServer]:
     """Migrate a database in ``directory``, serve ``application`` from ``server`` (daphne or
-    uvicorn), stop it on exit.
+    uvicorn), stop it on exit. ``options`` are the server's own command-line options.
 
     ``verbosity`` is daphne's ``-v``: at 2 and above it also logs Twisted's own errors,
     which it otherwise discards. ``env`` is added to the environment of ``migrate`` and of
@@ -241,7 +249,7 @@ def running_server(
     env = server_environment(database or directory / "db.sqlite3", env)
     manage(env, "migrate", "--noinput")
     for attempt in range(1, PORT_ATTEMPTS + 1):
-        live = _start(directory, env, attempt, verbosity, server, application)
+        live = _start(directory, env, attempt, verbosity, server, application, options)
         try:
             _wait_until_up(live)
         except BaseException as failure:

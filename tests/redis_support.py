@@ -212,9 +212,11 @@ class RedisServer:
                 process.kill()
                 process.wait(timeout=STOP_TIMEOUT)
 
-    def restart(self) -> None:
-        """Stop the server and start an empty one on the same port."""
+    def restart(self, downtime: float = 0.0) -> None:
+        """Stop the server and, ``downtime`` seconds later (a failover takes a while), start
+        an empty one on the same port."""
         self.stop()
+        time.sleep(downtime)
         self.start()
 
     def __enter__(self) -> RedisServer:

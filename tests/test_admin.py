@@ -12,10 +12,11 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from gqlchannels import control, tracking
-from gqlchannels.hub import get_hub
+from gqlchannels.control import get_control_plane
 from gqlchannels.models import Connection, Subscription
+from gqlchannels.redaction import stored_variables
 from tests import registry_rows as rows
-from tests.helpers import closed_with, open_connection, receive, wait_until
+from tests.helpers import closed_with, open_connection, receive, wait_listening, wait_until
 
 CONNECTIONS = reverse("admin:gqlchannels_connection_changelist")
 SUBSCRIPTIONS = reverse("admin:gqlchannels_subscription_changelist")
@@ -241,8 +242,42 @@ async def test_the_detail_page_of_a_tracked_operation_never_shows_its_secrets(ad
     await communicator.disconnect()
 
 
+async def test_a_900_kb_document_is_stored_cut_and_its_page_says_so(admin_client):
+    communicator = await open_connection()
+    query = 'subscription Big { events(topic: "big") }\n' + ("#" + "x" * 70 + "\n") * 12_700
+    assert len(query) > 900_000
+    await communicator.send_json_to({"type": "subscribe", "id": "b", "payload": {"query": query}})
+    await wait_listening("big")
+    await tracking.get_tracker().flush()
+    row = await Subscription.objects.aget()
+    assert len(row.document.encode()) <= 16 * 1024
+    assert row.document.startswith("subscription Big {")
+    url = reverse("admin:gqlchannels_subscription_change", args=[row.pk])
+    page = (await sync_to_async(admin_client.get)(url)).content.decode()
+    assert "<strong>Truncated</strong>: only the first 16372 bytes were stored" in page
+    await communicator.disconnect()
+
+
+def test_the_page_of_an_operation_whose_variables_were_cut_says_so(admin_client, registry):
+    row = rows.subscription(registry["live_a"])
+    row.variables = stored_variables({"note": "n" * 100}, 50)
+    row.save()
+    page = admin_client.get(
+        reverse("admin:gqlchannels_subscription_change", args=[row.pk])
+    ).content.decode()
+    assert "only the first 38 bytes were stored (GQLCHANNELS['TRACKING_MAX_VARIABLES_BYTES'])" in (
+        page
+    )
+    assert "{&quot;note&quot;:&quot;nnn" in page
+
+
+def test_the_page_of_an_operation_stored_whole_says_nothing_was_cut(admin_client, registry):
+    url = reverse("admin:gqlchannels_subscription_change", args=[registry["chat"].pk])
+    assert "Truncated" not in admin_client.get(url).content.decode()
+
+
 def _ids_of(*communicators: Any) -> list[str]:
     """The connection ids of ``communicators``, opened in this order (the hub keeps it)."""
-    ids = list(get_hub().connections)
+    ids = list(get_control_plane().connections)
     assert len(ids) == len(communicators)
     return ids

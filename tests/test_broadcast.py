@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import importlib
 import itertools
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -197,6 +200,31 @@ def test_group_name_of_a_very_long_topic_is_under_100_characters(topic: str) -> 
 def test_group_name_is_distinct_for_long_topics_with_a_common_prefix() -> None:
     prefix = "p" * 300
     assert group_name(prefix + "1") != group_name(prefix + "2")
+
+
+@pytest.mark.parametrize("topic", ["room:42", "x:" * 500, "emoji 🎉"])
+def test_group_name_of_an_unsafe_topic_carries_128_bits_of_its_digest(topic: str) -> None:
+    # 64 bits let a client pick two topics sharing a group in minutes (a birthday search).
+    suffix = group_name(topic).rsplit("_", 1)[1]
+    assert len(suffix) * 4 >= 128
+    assert suffix == hashlib.sha256(topic.encode()).hexdigest()[: len(suffix)]
+
+
+def test_unsafe_topics_whose_digests_agree_on_64_bits_get_different_groups(monkeypatch) -> None:
+    class FirstBitsCollide:
+        """SHA-256 with its first 64 bits made equal for every input: a found collision."""
+
+        def __init__(self, data: bytes):
+            self.real = hashlib.sha256(data).hexdigest()
+
+        def hexdigest(self) -> str:
+            return "0" * 16 + self.real[16:]
+
+    # ``gqlchannels.broadcast`` as an attribute is the function; the module is in sys.modules.
+    module = importlib.import_module("gqlchannels.broadcast")
+    monkeypatch.setattr(module, "hashlib", SimpleNamespace(sha256=FirstBitsCollide))
+    # Both topics have the readable part "room_1", so only the digest tells them apart.
+    assert group_name("room:1") != group_name("room/1")
 
 
 def test_group_name_is_the_same_for_the_same_topic() -> None:

@@ -17,6 +17,8 @@ def test_valid_settings_pass_every_check():
     assert checks.check_schema() == []
     assert checks.check_channel_layer() == []
     assert checks.check_tracking() == []
+    assert checks.check_validation_rules() == []
+    assert checks.check_ignored_protections() == []
 
 
 @override_settings(GQLCHANNELS=["not", "a", "dict"])
@@ -41,6 +43,8 @@ def test_unknown_or_empty_protocols_are_e003(protocols):
         {"MAX_OPERATIONS_PER_CONNECTION": 0},
         {"MAX_MESSAGE_BYTES": "1MB"},
         {"MAX_FRAME_DEPTH": 0},
+        {"DOCUMENT_CACHE_BYTES": 0},
+        {"TRACKING_MAX_DOCUMENT_BYTES": None},
         {"KEEPALIVE_INTERVAL": -1},
         {"CONNECTION_INIT_WAIT_TIMEOUT": "3"},
         {"DISCONNECT_TIMEOUT": None},
@@ -151,3 +155,60 @@ def test_tracking_without_a_database_is_w004(databases):
         assert ids(checks.check_tracking()) == ["gqlchannels.W004"]
         with override_settings(GQLCHANNELS={"TRACKING": False}):
             assert checks.check_tracking() == []
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"MAX_QUERY_DEPTH": 0}, {"MAX_ALIASES": "30"}, {"MAX_QUERY_COST": 2.5}],
+)
+def test_limits_that_are_not_positive_integers_are_e004(setting):
+    with override_settings(GQLCHANNELS=setting):
+        assert ids(checks.check_settings()) == ["gqlchannels.E004"]
+
+
+@override_settings(
+    GQLCHANNELS={"MAX_QUERY_DEPTH": None, "MAX_ALIASES": None, "MAX_QUERY_COST": None}
+)
+def test_limits_switched_off_with_none_are_valid():
+    assert checks.check_settings() == []
+
+
+@override_settings(GQLCHANNELS={"VALIDATION_RULES": ["tests.validation_rules.NoNodesRule"]})
+def test_validation_rules_that_import_as_rule_classes_pass():
+    assert checks.check_validation_rules() == []
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        ["tests.validation_rules.NoSuchRule"],
+        ["tests.schema.probe"],
+        ["graphql.GraphQLError"],
+        "tests.validation_rules.NoNodesRule",
+    ],
+)
+def test_validation_rules_that_do_not_import_as_rule_classes_are_e008(rules):
+    with override_settings(GQLCHANNELS={"VALIDATION_RULES": rules}):
+        assert ids(checks.check_validation_rules()) == ["gqlchannels.E008"]
+
+
+@override_settings(GQLCHANNELS={"SCHEMA": "tests.strawberry_schema.protected"})
+def test_each_strawberry_extension_that_will_not_run_is_w005():
+    messages = checks.check_ignored_protections()
+    assert ids(messages) == ["gqlchannels.W005"] * 3
+    assert "strawberry.extensions.mask_errors.MaskErrors" in messages[0].msg
+    assert "(a factory)" in messages[1].msg
+
+
+@override_settings(GQLCHANNELS={"SCHEMA": "tests.strawberry_schema.plain"})
+def test_a_strawberry_schema_without_extensions_passes():
+    assert checks.check_ignored_protections() == []
+
+
+@override_settings(
+    GQLCHANNELS={}, GRAPHENE={"MIDDLEWARE": ["graphene_django.debug.DjangoDebugMiddleware"]}
+)
+def test_graphene_middleware_that_will_not_run_is_w006():
+    messages = checks.check_ignored_protections()
+    assert ids(messages) == ["gqlchannels.W006"]
+    assert "graphene_django.debug.DjangoDebugMiddleware" in messages[0].msg

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import subprocess
+import sys
+import tracemalloc
 from types import SimpleNamespace
 
 import pytest
 
+from gqlchannels.documents import NODE_BYTES
 from gqlchannels.execution import (
     MASKED_MESSAGE,
     Executor,
@@ -14,6 +19,7 @@ from gqlchannels.execution import (
     OperationRequest,
     resolve_schema,
 )
+from tests import strawberry_schema
 from tests.schema import schema
 
 
@@ -37,6 +43,14 @@ def test_resolve_schema_unwraps_a_graphene_style_schema():
     assert resolve_schema(SimpleNamespace(graphql_schema=schema)) is schema
 
 
+def test_resolving_a_strawberry_schema_logs_once_which_extensions_will_not_run(caplog):
+    caplog.set_level(logging.WARNING, logger="gqlchannels.execution")
+    strawberry = strawberry_schema.with_extensions()
+    assert resolve_schema(strawberry) is resolve_schema(strawberry) is strawberry._schema
+    [warning] = [record.getMessage() for record in caplog.records]
+    assert "do not run" in warning and "MaskErrors" in warning
+
+
 def test_resolve_schema_refuses_anything_else():
     with pytest.raises(TypeError):
         resolve_schema(object())
@@ -56,11 +70,93 @@ async def test_the_document_cache_is_bounded():
     assert await executor.prepare("{ hello }") is not first
 
 
+def comment_padded(number: int, lines: int = 2_000) -> str:
+    """A distinct document padded with comments: each comment is one lexical token."""
+    return "#\n" * lines + f"{{ n{number}: hello }}"
+
+
+def over_the_token_limit(number: int, tokens: int = 2_600) -> str:
+    """A distinct document that fails to parse, after many comments and tokens were lexed."""
+    return comment_padded(number) + " { " + "hello " * tokens + "}"
+
+
+def is_plain_data(value: object) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and is_plain_data(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return all(is_plain_data(item) for item in value)
+    return isinstance(value, str | int | float | bool | type(None))
+
+
+@pytest.mark.parametrize("make_document", [comment_padded, over_the_token_limit])
+async def test_the_document_cache_holds_no_more_memory_than_its_budget(make_document):
+    budget = 64 * 1024
+    executor = Executor(schema, max_tokens=2_500, cache_bytes=budget)
+    await executor.prepare("{ hello }")  # the parsing threads exist before measuring
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(6):
+            await executor.prepare(make_document(number))
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert executor.cache.bytes <= budget
+    assert held < 4 * budget  # with tokens kept: about 0.5 MB per document
+
+
+async def test_the_cache_counts_each_document_by_its_text_and_its_nodes():
+    executor = Executor(schema)
+    small = await executor.prepare("{ hello }")
+    large = await executor.prepare("{ " + "hello " * 100 + "}")
+    assert executor.cache.bytes == small.size + large.size
+    assert large.size > small.size + 100 * NODE_BYTES
+
+
+async def test_a_document_larger_than_the_cache_budget_is_not_kept():
+    executor = Executor(schema, cache_bytes=1024)
+    await executor.prepare('{ echo(text: "' + "x" * 2048 + '") }')
+    assert len(executor.cache) == 0
+    assert executor.cache.bytes == 0
+
+
+async def test_a_cached_parse_error_is_plain_data_without_traceback_or_tokens():
+    executor = Executor(schema, max_tokens=50)
+    prepared = await executor.prepare(comment_padded(1, lines=10) + "{ " + "hello " * 50 + "}")
+    assert prepared.document is None
+    assert prepared.errors and is_plain_data(prepared.errors)
+
+
+async def test_a_cached_document_keeps_its_locations_but_not_its_tokens():
+    executor = Executor(schema)
+    prepared = await executor.prepare("{ hello }")
+    field = prepared.document.definitions[0].selection_set.selections[0]
+    assert (field.loc.start, field.loc.end) == (2, 7)
+    assert field.loc.start_token is None and prepared.document.loc.start_token is None
+
+
+async def test_resolver_errors_report_locations_from_a_cached_document():
+    executor = Executor(schema, offload_sync=False)
+    first = await run(executor, "query {\n  boom\n}")
+    second = await run(executor, "query {\n  boom\n}")
+    assert second[0]["errors"][0]["locations"] == [{"line": 2, "column": 3}]
+    assert second == first
+
+
 async def test_documents_over_the_token_limit_are_refused_before_validation():
     executor = Executor(schema, max_tokens=50)
     with pytest.raises(OperationFailed) as failure:
         await run(executor, "{ " + "hello " * 100 + "}")
     assert "token" in failure.value.errors[0]["message"]
+
+
+async def test_documents_with_more_comments_than_the_token_limit_are_refused():
+    executor = Executor(schema, max_tokens=50)
+    with pytest.raises(OperationFailed) as failure:
+        await run(executor, comment_padded(1, lines=100))
+    assert "comments" in failure.value.errors[0]["message"]
 
 
 async def test_validation_errors_are_capped():
@@ -96,3 +192,22 @@ async def test_subscriptions_yield_one_result_per_event():
     executor = Executor(schema)
     results = await run(executor, "subscription { count(to: 3) }")
     assert [r["data"]["count"] for r in results] == [1, 2, 3]
+
+
+def test_the_package_face_loads_no_channel_layer_until_a_name_needs_it():
+    code = (
+        "import sys, gqlchannels, gqlchannels.exceptions, gqlchannels.close_codes;"
+        "assert callable(gqlchannels.broadcast) and gqlchannels.__version__;"
+        "assert 'channels.layers' not in sys.modules, 'the layer was imported';"
+        "assert 'gqlchannels.context' not in sys.modules, 'not lazy';"
+        "gqlchannels.GraphQLWSContext;"
+        "assert 'gqlchannels.context' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_every_public_name_is_importable_from_the_package():
+    import gqlchannels
+
+    for name in gqlchannels.__all__:
+        assert getattr(gqlchannels, name) is not None

@@ -58,6 +58,16 @@ class FailingDisconnectConsumer(GraphQLWSConsumer):
         raise RuntimeError("on_disconnect exploded")
 
 
+class GreetingConsumer(GraphQLWSConsumer):
+    """Uses the inherited ``send()``, before and after the socket closed."""
+
+    async def on_connect(self, payload: dict[str, Any]) -> None:
+        await self.send(text_data='{"type":"hello"}')
+
+    async def on_disconnect(self) -> None:
+        await self.send(text_data='{"type":"too late"}')
+
+
 def errors_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     """ERROR records of gqlchannels' loggers."""
     return [
@@ -191,3 +201,15 @@ async def test_a_result_the_encoder_refuses_is_an_error_and_the_connection_lives
     assert (await receive(communicator))["type"] == result_type(protocol)
     assert any("cannot be encoded" in record.getMessage() for record in errors_logged(caplog))
     await communicator.disconnect()
+
+
+async def test_the_inherited_send_goes_through_the_guarded_send(caplog):
+    communicator = await open_socket(TRANSPORT, GreetingConsumer)
+
+    await communicator.send_json_to({"type": "connection_init"})
+    assert await receive(communicator) == {"type": "hello"}
+    assert (await receive(communicator))["type"] == "connection_ack"
+    await communicator.disconnect()
+
+    await ended(communicator)  # the late send in on_disconnect was dropped, not raised
+    assert not errors_logged(caplog)

@@ -12,18 +12,19 @@ from gqlchannels.protocols import (
     ProtocolOptions,
     TransportWSProtocol,
 )
-from gqlchannels.protocols.base import OperationRegistry
+from gqlchannels.protocols.base import OperationTasks, Transport
 from tests.schema import schema
 
 
-class FakeConnection:
-    """Records what a protocol sends and closes with."""
+class FakeTransport:
+    """Records what a protocol sends and closes with (a ``Transport``, checked by mypy below)."""
 
     def __init__(self) -> None:
         self.executor = Executor(schema, offload_sync=False)
         self.sent: list[dict[str, Any]] = []
         self.closed: tuple[int, str] | None = None
         self.new_frame = asyncio.Event()
+        self.finished: list[str] = []
 
     async def send_message(self, message: dict[str, Any]) -> None:
         self.sent.append(message)
@@ -38,6 +39,9 @@ class FakeConnection:
     async def admit(self, operation_id: str, request: OperationRequest) -> Any:
         return None
 
+    def operation_finished(self, operation_id: str) -> None:
+        self.finished.append(operation_id)
+
     async def frames(self, count: int) -> list[dict[str, Any]]:
         async with asyncio.timeout(5):
             while len(self.sent) < count:
@@ -46,22 +50,29 @@ class FakeConnection:
         return self.sent[:count]
 
 
+def fake_transport() -> FakeTransport:
+    """A fake that type-checks as the port it fakes, so it cannot drift from it silently."""
+    transport: Transport = FakeTransport()
+    assert isinstance(transport, FakeTransport)
+    return transport
+
+
 async def test_ping_is_answered_by_pong():
-    connection = FakeConnection()
+    connection = fake_transport()
     protocol = TransportWSProtocol(connection, ProtocolOptions())
     await protocol.receive({"type": "ping"})
     assert connection.sent == [{"type": "pong"}]
 
 
 async def test_transport_ws_closes_4400_on_a_non_object_message():
-    connection = FakeConnection()
+    connection = fake_transport()
     protocol = TransportWSProtocol(connection, ProtocolOptions())
     await protocol.receive(["connection_init"])
     assert connection.closed == (CloseCode.BAD_REQUEST, "Message must be a JSON object")
 
 
 async def test_legacy_answers_a_non_object_message_with_connection_error():
-    connection = FakeConnection()
+    connection = fake_transport()
     protocol = LegacyWSProtocol(connection, ProtocolOptions())
     await protocol.receive(3)
     assert connection.sent == [
@@ -71,7 +82,7 @@ async def test_legacy_answers_a_non_object_message_with_connection_error():
 
 
 async def test_a_query_runs_to_completion_after_the_ack():
-    connection = FakeConnection()
+    connection = fake_transport()
     protocol = TransportWSProtocol(connection, ProtocolOptions(keepalive_interval=None))
     await protocol.receive({"type": "connection_init"})
     assert await connection.frames(1) == [{"type": "connection_ack"}]
@@ -86,14 +97,14 @@ async def test_a_query_runs_to_completion_after_the_ack():
 
 async def test_without_an_init_timeout_no_timer_is_started():
     protocol = TransportWSProtocol(
-        FakeConnection(), ProtocolOptions(connection_init_wait_timeout=None)
+        fake_transport(), ProtocolOptions(connection_init_wait_timeout=None)
     )
     protocol.start()
     assert protocol._background == set()
 
 
 async def test_stop_waits_for_every_operation_to_finish(fresh_probe):
-    connection = FakeConnection()
+    connection = fake_transport()
     protocol = LegacyWSProtocol(connection, ProtocolOptions(keepalive_interval=None))
     await protocol.receive({"type": "connection_init"})
     query = 'subscription { waitForever(key: "w") }'
@@ -104,7 +115,7 @@ async def test_stop_waits_for_every_operation_to_finish(fresh_probe):
 
 
 async def test_registry_knows_an_operation_before_it_first_runs():
-    registry = OperationRegistry()
+    registry = OperationTasks()
     ran = asyncio.Event()
 
     async def operation() -> None:
@@ -117,7 +128,7 @@ async def test_registry_knows_an_operation_before_it_first_runs():
 
 
 async def test_registry_waits_for_operations_stopped_earlier():
-    registry = OperationRegistry()
+    registry = OperationTasks()
     cleaned = asyncio.Event()
     entered = asyncio.Event()
 

@@ -10,11 +10,13 @@ answer, and WebSockets must stay open and quiet. The restart and outage tests ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from gql import Client
@@ -34,7 +36,7 @@ from tests.redis_support import (
     subscription_query,
     unique_prefix,
 )
-from tests.test_end_to_end import PROTOCOLS, RawClient, post, transport
+from tests.test_end_to_end import PROTOCOLS, RawClient, closed_line, post, transport
 
 pytestmark = pytest.mark.redis
 
@@ -45,15 +47,20 @@ TIMEOUT = 10.0
 GROUP_EXPIRY = 3
 #: Seconds ``broadcast`` waits for the layer in the servers on the private Redis.
 BROADCAST_TIMEOUT = 1.0
-#: Documented bound: after Redis restarts empty, existing subscriptions receive again within
-#: this many seconds (the hub retries its re-joins with a backoff capped at 5 s).
-RECOVERY_BOUND = 15.0
-#: Lines the server may log in the whole outage test (a few warnings: the hub's receive and
-#: re-join failing once each, their recoveries, one per refused post).
+#: Seconds a subscription may take to receive again once a restarted Redis answers: the
+#: documented target (2 s) and a second more for a loaded machine.
+RECOVERY_TIMEOUT = 3.0
+#: Restarts in a row that a live subscription must survive, and how long Redis stays down in
+#: each: long enough for the hub's retries to back off to their longest wait.
+RESTARTS = 3
+DOWNTIME = 4.0
+#: Sessions that keep a worker busy by posting, and the pause between each one's posts.
+BUSY_POSTERS = 3
+BUSY_PACE = 0.05
+#: Lines the server may log in the whole outage test (a few warnings: the channel layer
+#: failing, once, whichever call noticed, and one per refused post).
 MAX_OUTAGE_LOG_LINES = 8
 PROBLEMS = re.compile(r"ERROR|CRITICAL|Traceback")
-#: How long the recovery measurement keeps publishing before it gives up.
-RECOVERY_GIVE_UP = 30.0
 
 _rooms = itertools.count(1)
 
@@ -81,6 +88,20 @@ def server(
         yield live
 
 
+@pytest.fixture(scope="module")
+def other_server(
+    server: LiveServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A second daphne on the private Redis, under ``server``'s prefix (another worker)."""
+    env = layer_environment(
+        server.env["REDIS_URL"],
+        server.env["GQLCHANNELS_REDIS_PREFIX"],
+        BROADCAST_TIMEOUT=BROADCAST_TIMEOUT,
+    )
+    with running_daphne(tmp_path_factory.mktemp("daphne-private-redis-other"), env=env) as live:
+        yield live
+
+
 @pytest.fixture
 def redis_running(private_redis: RedisServer) -> RedisServer:
     """The private Redis, running (a test that failed half-way may have left it stopped)."""
@@ -89,13 +110,22 @@ def redis_running(private_redis: RedisServer) -> RedisServer:
     return private_redis
 
 
+@contextlib.asynccontextmanager
+async def session_on(server: LiveServer) -> AsyncIterator[AsyncClientSession]:
+    """A gql session (graphql-transport-ws) on ``server``, closed on exit."""
+    client = Client(transport=transport(server, TRANSPORT_WS), execute_timeout=TIMEOUT)
+    session = await asyncio.wait_for(client.connect_async(), TIMEOUT)
+    try:
+        yield session
+    finally:
+        await asyncio.wait_for(client.close_async(), TIMEOUT)
+
+
 @pytest.fixture
 async def poster(server: LiveServer) -> AsyncIterator[AsyncClientSession]:
     """A gql session on ``server`` that posts messages."""
-    client = Client(transport=transport(server, TRANSPORT_WS), execute_timeout=TIMEOUT)
-    session = await asyncio.wait_for(client.connect_async(), TIMEOUT)
-    yield session
-    await asyncio.wait_for(client.close_async(), TIMEOUT)
+    async with session_on(server) as session:
+        yield session
 
 
 async def text_of(client: RawClient, operation_id: str, timeout: float) -> str:
@@ -165,41 +195,151 @@ async def test_subscription_outlives_the_layers_group_expiry(expiring_server: Li
         await asyncio.wait_for(client.close_async(), TIMEOUT)
 
 
-# -- a restart that loses everything ----------------------------------------------------------
+# -- restarts that lose everything ------------------------------------------------------------
 
 
-async def test_subscriptions_receive_again_after_redis_restarts_empty(
-    server: LiveServer, redis_running: RedisServer, poster: AsyncClientSession
+@contextlib.asynccontextmanager
+async def busy(server: LiveServer, room: str) -> AsyncIterator[None]:
+    """Keep ``server`` busy while the block runs: BUSY_POSTERS sessions post to ``room``, one
+    message each every BUSY_PACE, refusals ignored, so that its layer calls overlap and its
+    connection pool holds several connections (all of which a Redis restart leaves stale)."""
+
+    async def keep_posting(session: AsyncClientSession) -> None:
+        for number in itertools.count():
+            await post_or_refused(session, room, [], f"busy {number}")
+            await asyncio.sleep(BUSY_PACE)
+
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [
+            await stack.enter_async_context(session_on(server)) for _ in range(BUSY_POSTERS)
+        ]
+        tasks = [asyncio.create_task(keep_posting(session)) for session in sessions]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.mark.parametrize("worker", ["busy", "quiet"])
+async def test_a_live_subscription_receives_again_after_each_of_several_redis_restarts(
+    server: LiveServer, other_server: LiveServer, redis_running: RedisServer, worker: str
 ) -> None:
-    """Redis restarts with no data (no persistence): the room's group is gone. Probes are
-    posted every PROBE_WAIT (0.1 s) from the moment Redis answers again; the first that
-    reaches the existing subscription must do so within RECOVERY_BOUND, and every probe
-    posted after it must arrive too, in order. The time it took is printed (``pytest -s``)."""
-    room = fresh_room("restart")
+    """Redis restarts empty RESTARTS times in a row, down for DOWNTIME each time (the room's
+    group is gone, every pooled connection is stale), under a worker with a live
+    subscription that is either busy (the probes, and more posts, go through it) or quiet
+    (the probes are posted through another worker, so it makes no layer call but its own
+    receive and re-joins). After each restart, probes are posted every PROBE_WAIT from the
+    moment Redis answers again; the subscription must receive one within RECOVERY_TIMEOUT,
+    and every probe after it, in order. The recovery times are printed (``pytest -s``)."""
+    room = fresh_room(f"restart-{worker}")
     listener = await subscribe(server, room)
-    try:
-        next_text = functools.partial(text_of, listener, "chat")
+    next_text = functools.partial(text_of, listener, "chat")
+    recoveries = []
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(listener.close)
+        poster = await stack.enter_async_context(
+            session_on(server if worker == "busy" else other_server)
+        )
         await publish_until_received(functools.partial(post, poster, room), next_text)
-
-        redis_running.restart()
-        restarted = time.monotonic()
-        refused: list[str] = []
-        probes = await publish_until_received(
-            functools.partial(post_or_refused, poster, room, refused),
-            next_text,
-            label="after restart",
-            timeout=RECOVERY_GIVE_UP,
-        )
-        recovery = time.monotonic() - restarted
+        if worker == "busy":
+            await stack.enter_async_context(busy(server, fresh_room("busy")))
+        for restart in range(1, RESTARTS + 1):
+            await asyncio.to_thread(redis_running.restart, DOWNTIME)
+            answering = time.monotonic()
+            refused: list[str] = []
+            await publish_until_received(
+                functools.partial(post_or_refused, poster, room, refused),
+                next_text,
+                label=f"after restart {restart}",
+                timeout=RECOVERY_TIMEOUT,
+            )
+            recoveries.append(f"{time.monotonic() - answering:.2f}s ({len(refused)} refused)")
         print(
-            f"\nRecovery after a Redis restart: {recovery:.2f}s ({probes} probes posted, "
-            f"{len(refused)} refused: {refused})"
+            f"\nReceiving again after each Redis restart, {worker} worker: {', '.join(recoveries)}"
         )
-        assert recovery < RECOVERY_BOUND, f"Recovery took {recovery:.2f}s"
         await post(poster, room, "settled")
         assert await next_text(TIMEOUT) == "settled"
+
+
+async def test_a_worker_idle_during_a_redis_restart_serves_the_next_subscription(
+    redis_running: RedisServer, tmp_path: Path
+) -> None:
+    """A worker serves a subscription (with overlapping posts, so its pool holds several
+    connections), every client leaves, and Redis restarts empty while the worker is idle:
+    its pooled connections are all stale. The first subscription opened afterwards must be
+    served: it receives what is posted, instead of an error."""
+    env = layer_environment(redis_running.url, BROADCAST_TIMEOUT=BROADCAST_TIMEOUT)
+    # Verbosity 2: the demo's consumer logs each closed connection (INFO), which says when
+    # the worker is idle.
+    with running_daphne(tmp_path, verbosity=2, env=env) as server:
+        room = fresh_room("idle")
+        listener = await subscribe(server, room)
+        async with session_on(server) as session:
+            next_text = functools.partial(text_of, listener, "chat")
+            await publish_until_received(functools.partial(post, session, room), next_text)
+            texts = {f"overlapping {number}" for number in range(BUSY_POSTERS)}
+            await asyncio.gather(*(post(session, room, text) for text in texts))
+            assert {await next_text(TIMEOUT) for _ in texts} == texts
+            ports = [
+                listener.ws.local_address[1],
+                session.transport.adapter.websocket.local_address[1],
+            ]
+            await listener.close()
+        for port in ports:
+            await wait_for_output(server, closed_line(port))
+
+        await asyncio.to_thread(redis_running.restart)
+        newcomer = await subscribe(server, room)
+        try:
+            async with session_on(server) as session:
+                await publish_until_received(
+                    functools.partial(post, session, room),
+                    functools.partial(text_of, newcomer, "chat"),
+                    label="after the restart",
+                )
+        finally:
+            await newcomer.close()
+        assert not PROBLEMS.search(server.output()), server.output()
+
+
+async def test_a_subscription_opened_while_redis_is_down_gets_a_clear_error(
+    server: LiveServer, redis_running: RedisServer
+) -> None:
+    """Redis is down: each subscription opened then ends with an ``error`` saying the
+    channel layer is unavailable (not a masked internal error), the outage is logged once
+    at WARNING, not per subscription, with no ERROR or traceback, and the connection stays
+    usable: it answers pings and, once Redis is back, serves a subscription."""
+    room = fresh_room("down")
+    client = await RawClient.open(server.ws_url, "graphql-transport-ws")
+    try:
+        logged_before = len(server.output())
+        await asyncio.to_thread(redis_running.stop)
+        for operation_id in ("first", "second", "third"):
+            await client.subscribe(operation_id, subscription_query(room))
+            frame = await client.frame(lambda frame, wanted=operation_id: frame.get("id") == wanted)
+            assert frame["type"] == "error", frame
+            assert [error["message"] for error in frame["payload"]] == [
+                "Could not subscribe: the channel layer is unavailable"
+            ], frame
+        await ping_pong(client)
+        outage_log = server.output()[logged_before:]
+        print(f"\nServer output while subscriptions were refused:\n{outage_log}")
+        assert not PROBLEMS.search(outage_log), outage_log
+        [line] = outage_log.splitlines()  # one line for the outage, none per subscription
+        assert "Channel layer failing" in line, line
+
+        await asyncio.to_thread(redis_running.start)
+        await client.subscribe("chat", subscription_query(room))
+        async with session_on(server) as session:
+            await publish_until_received(
+                functools.partial(post_or_refused, session, room, []),
+                functools.partial(text_of, client, "chat"),
+                label="back",
+            )
     finally:
-        await listener.close()
+        await client.close()
 
 
 # -- an outage -------------------------------------------------------------------------------
@@ -242,9 +382,9 @@ async def test_faults_while_redis_is_down_get_answers_and_delivery_resumes(
             re.IGNORECASE,
         ), published.stderr
 
-        # The hub has met the fault (its receive from the layer failed); frames keep being
+        # The hub has met the fault (a layer call failed and said so); frames keep being
         # answered, over more than a second of the hub's retries, and add nothing to the log.
-        await wait_for_output(server, r"(?i)receive.*fail", since=logged_before)
+        await wait_for_output(server, r"Channel layer failing", since=logged_before)
         logged_at_first_ping = len(server.output())
         for _ in range(30):
             await ping_pong(listener)
@@ -255,7 +395,7 @@ async def test_faults_while_redis_is_down_get_answers_and_delivery_resumes(
         assert not PROBLEMS.search(outage_log), outage_log
         assert len(outage_log.splitlines()) <= MAX_OUTAGE_LOG_LINES, outage_log
         per_frame = server.output()[logged_at_first_ping:].splitlines()
-        assert len(per_frame) <= 2, per_frame  # the second refused post, at most a re-join line
+        assert len(per_frame) <= 2, per_frame  # the second refused post's warning, little else
 
         redis_running.start()
         back = time.monotonic()
@@ -264,7 +404,7 @@ async def test_faults_while_redis_is_down_get_answers_and_delivery_resumes(
             functools.partial(post_or_refused, poster, room, refused),
             next_text,
             label="back",
-            timeout=RECOVERY_GIVE_UP,
+            timeout=RECOVERY_TIMEOUT,
         )
         print(
             f"Delivery resumed {time.monotonic() - back:.2f}s after Redis came back "

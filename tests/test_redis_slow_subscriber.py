@@ -90,8 +90,17 @@ def server(
     connected throughout, so only the send window and the subscription buffer bound what the
     server holds for it."""
     config = redis_layer["CONFIG"]
-    env = layer_environment(config["hosts"][0]["address"], config["prefix"], PONG_TIMEOUT=120)
-    with running_daphne(tmp_path_factory.mktemp("daphne-slow"), env=env) as live:
+    # The window and the subscription buffer are under test, not the outbound budget (it would
+    # close the stalled client near 4 MiB), nor daphne's own WebSocket pings (which drop a
+    # client that reads nothing for 50 s: a slow machine takes that long).
+    env = layer_environment(
+        config["hosts"][0]["address"],
+        config["prefix"],
+        PONG_TIMEOUT=120,
+        MAX_OUTBOUND_BUFFER_BYTES=256 * 1024 * 1024,
+    )
+    options = ["--ping-timeout", "600"]
+    with running_daphne(tmp_path_factory.mktemp("daphne-slow"), env=env, options=options) as live:
         yield live
 
 

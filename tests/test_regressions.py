@@ -14,6 +14,7 @@ from channels.testing import WebsocketCommunicator
 from gqlchannels import CloseCode, control
 from gqlchannels.broadcast import get_hub, group_name
 from gqlchannels.consumers import GraphQLWSConsumer
+from gqlchannels.control import get_control_plane
 from tests.helpers import (
     LEGACY,
     TRANSPORT,
@@ -236,7 +237,7 @@ async def test_a_close_from_another_thread_racing_incoming_frames_ends_cleanly(c
     """An operator's disconnect arrives from a thread while the client is sending: the close
     is carried out on the event loop, never by touching the consumer from the thread."""
     communicator = await open_connection(TRANSPORT)
-    [connection_id] = get_hub().connections
+    [connection_id] = get_control_plane().connections
     targets = {await get_hub().channel(): [connection_id]}
     closing = threading.Thread(target=control.disconnect_sync, args=(targets,))
     closing.start()
@@ -252,7 +253,7 @@ async def test_a_close_from_another_thread_racing_incoming_frames_ends_cleanly(c
     await asyncio.to_thread(closing.join, 5)
     await communicator.disconnect()
     await communicator.wait(timeout=5)
-    assert get_hub().connections == {}
+    assert get_control_plane().connections == {}
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 

@@ -21,9 +21,10 @@ from django.utils import timezone
 
 from gqlchannels import registry, tracking
 from gqlchannels.consumers import GraphQLWSConsumer
+from gqlchannels.control import get_control_plane
 from gqlchannels.hub import get_hub
 from gqlchannels.models import Connection, Subscription
-from gqlchannels.redaction import REDACTED
+from gqlchannels.redaction import REDACTED, is_cut
 from tests.helpers import (
     LEGACY,
     TIMEOUT,
@@ -93,7 +94,7 @@ async def test_a_connection_row_is_written_by_the_flusher_and_deleted_when_it_cl
     assert tracker.running
     await flushes_until(tracker, lambda: tracker.connections[_only(tracker)].written)
     [row] = await connections()
-    [connection_id] = get_hub().connections
+    [connection_id] = get_control_plane().connections
     assert row.connection_id == connection_id
     assert row.channel_name == get_hub().channel_name
     assert row.server_id == tracking.server_id()
@@ -134,6 +135,21 @@ async def test_an_operation_row_has_its_document_name_type_topics_and_redacted_v
         "input": {"Password": REDACTED, "nested": [{"apiKey": REDACTED}, {"note": "kept"}]},
         "AUTHORIZATION": REDACTED,
     }
+    await communicator.disconnect()
+
+
+async def test_an_operation_row_stores_large_variables_cut_to_their_cap():
+    communicator = await open_connection()
+    variables = {"topic": "room:2", "note": "é" * 150_000}  # 900 KB as JSON in the frame
+    await communicator.send_json_to(
+        {"type": "subscribe", "id": "big", "payload": {"query": EVENTS, "variables": variables}}
+    )
+    await wait_listening("room:2")
+    await tracking.get_tracker().flush()
+
+    [row] = await subscriptions()
+    assert is_cut(row.variables) and len(row.variables.encode()) <= 16 * 1024
+    assert row.variables.startswith('{"topic":"room:2","note":"ééé')
     await communicator.disconnect()
 
 

@@ -1,6 +1,8 @@
 """The two subprotocols, by the name a client offers in ``Sec-WebSocket-Protocol``."""
 
-from .base import BaseProtocol, CloseCode, ConnectionRejected, OperationRefused, ProtocolOptions
+from ..close_codes import CloseCode
+from ..exceptions import ConnectionRejected, OperationRefused
+from .base import BaseProtocol, ProtocolOptions
 from .legacy_ws import LegacyWSProtocol
 from .transport_ws import TransportWSProtocol
 

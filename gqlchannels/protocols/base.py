@@ -1,8 +1,8 @@
 """What both subprotocols share: close codes, the transport they run on, the per-connection
-registry of operation tasks, and the state machine skeleton (init timer, ack, operations).
+set of operation tasks, and the state machine skeleton (init timer, ack, operations).
 
 Nothing here imports Channels: a protocol is driven by feeding it decoded messages, and talks
-back through the small ``Connection`` interface, so each protocol can be tested on its own.
+back through the small ``Transport`` port, so each protocol can be tested on its own.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from ..close_codes import CloseCode
+from ..exceptions import ConnectionRejected, OperationRefused
 from ..execution import MASKED_MESSAGE, Executor, OperationFailed, OperationRequest
 from ..json import UnencodableJSON
 from .messages import Field, message_type, mistyped_field
@@ -27,45 +29,7 @@ MAX_CLOSE_REASON_BYTES = 123
 RESULTS_PER_TURN = 16
 
 
-class CloseCode(enum.IntEnum):
-    """WebSocket close codes gqlchannels sends.
-
-    All but SERVICE_RESTART are within what Daphne relays as ``websocket.close`` (1000,
-    3000-4999); ``gqlchannels.servers`` sends 1012 under Daphne as a plain close frame.
-    """
-
-    NORMAL = 1000
-    SERVICE_RESTART = 1012
-    KEEPALIVE_TIMEOUT = 3008
-    DISCONNECTED_BY_SERVER = 4000
-    BAD_REQUEST = 4400
-    UNAUTHORIZED = 4401
-    FORBIDDEN = 4403
-    SUBPROTOCOL_NOT_ACCEPTABLE = 4406
-    CONNECTION_INIT_TIMEOUT = 4408
-    SUBSCRIBER_ALREADY_EXISTS = 4409
-    CLIENT_NOT_READING = 4413
-    TOO_MANY_INIT_REQUESTS = 4429
-    INTERNAL_SERVER_ERROR = 4500
-
-
-class ConnectionRejected(Exception):
-    """Raised by ``on_connect`` (or returned as False) to refuse ``connection_init``."""
-
-    def __init__(self, message: str = "Forbidden"):
-        super().__init__(message)
-        self.message = message
-
-
-class OperationRefused(Exception):
-    """Raised by ``on_operation`` (or returned as False) to refuse one operation."""
-
-    def __init__(self, message: str = "Operation refused"):
-        super().__init__(message)
-        self.message = message
-
-
-class Connection(Protocol):
+class Transport(Protocol):
     """What a protocol needs from the transport under it (the consumer implements this)."""
 
     executor: Executor
@@ -99,7 +63,7 @@ class ProtocolOptions:
     max_operation_id_length: int = 128
 
 
-class OperationRegistry:
+class OperationTasks:
     """Every task of one connection's operations, by operation id.
 
     A task is registered as it is created, before its first await, and stays known until it
@@ -193,11 +157,11 @@ class BaseProtocol(ABC):
     #: ``receive`` checks first.
     _handlers: ClassVar[dict[str, tuple[Handler, tuple[Field, ...]]]]
 
-    def __init__(self, connection: Connection, options: ProtocolOptions):
-        self.connection = connection
+    def __init__(self, transport: Transport, options: ProtocolOptions):
+        self.transport = transport
         self.options = options
         self.state = ConnectionState.WAITING_FOR_INIT
-        self.operations = OperationRegistry()
+        self.operations = OperationTasks()
         self.connection_params: dict[str, Any] = {}
         self._acknowledged = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
@@ -248,7 +212,7 @@ class BaseProtocol(ABC):
 
     async def internal_error(self) -> None:
         """Close 4500 after a fault of the server's own (legacy first says so in a frame)."""
-        await self.connection.close(CloseCode.INTERNAL_SERVER_ERROR, MASKED_MESSAGE)
+        await self.transport.close(CloseCode.INTERNAL_SERVER_ERROR, MASKED_MESSAGE)
 
     def halt(self) -> None:
         """Cancel timers and every operation without waiting (the socket is closing)."""
@@ -269,7 +233,7 @@ class BaseProtocol(ABC):
         """Run ``on_connect`` off the receive loop, then acknowledge (or reject)."""
         self.connection_params = payload
         try:
-            ack_payload = await self.connection.authorize(payload)
+            ack_payload = await self.transport.authorize(payload)
         except ConnectionRejected as rejection:
             await self._reject(rejection.message)
             return
@@ -279,7 +243,7 @@ class BaseProtocol(ABC):
         ack: dict[str, Any] = {"type": "connection_ack"}
         if ack_payload:
             ack["payload"] = ack_payload
-        await self.connection.send_message(ack)
+        await self.transport.send_message(ack)
         await self._after_ack()
         # Released only now, so operations pipelined before the ack answer after it.
         self._acknowledged.set()
@@ -300,7 +264,7 @@ class BaseProtocol(ABC):
     async def _expire_init(self, timeout: float) -> None:
         await asyncio.sleep(timeout)
         if self.state is ConnectionState.WAITING_FOR_INIT:
-            await self.connection.close(
+            await self.transport.close(
                 CloseCode.CONNECTION_INIT_TIMEOUT, "Connection initialisation timeout"
             )
 
@@ -312,7 +276,7 @@ class BaseProtocol(ABC):
         limit = self.options.max_operations_per_connection
         if len(self.operations) >= limit:
             message = f"Too many operations on this connection (limit {limit})"
-            await self.connection.send_message(
+            await self.transport.send_message(
                 self._error_message(operation_id, [{"message": message}])
             )
             return
@@ -322,10 +286,10 @@ class BaseProtocol(ABC):
         await self._acknowledged.wait()
         admitted = False
         try:
-            context = await self.connection.admit(operation_id, request)
+            context = await self.transport.admit(operation_id, request)
             admitted = True
             sent = 0
-            async for result in self.connection.executor.run(request, context):
+            async for result in self.transport.executor.run(request, context):
                 await self._send_for(operation_id, self._result_message(operation_id, result))
                 sent += 1
                 if sent % RESULTS_PER_TURN == 0:
@@ -351,7 +315,7 @@ class BaseProtocol(ABC):
             await self._send_for(operation_id, {"id": operation_id, "type": "complete"})
         finally:
             if admitted:
-                self.connection.operation_finished(operation_id)
+                self.transport.operation_finished(operation_id)
 
     async def _send_for(self, operation_id: str, message: dict[str, Any]) -> None:
         """Send a frame of one operation, unless the client stopped it or the id was reused.
@@ -360,7 +324,7 @@ class BaseProtocol(ABC):
         """
         await self._wait_for_send_window()
         if self.operations.owns(operation_id, asyncio.current_task()):
-            await self.connection.send_message(message)
+            await self.transport.send_message(message)
 
     async def _wait_for_send_window(self) -> None:  # noqa: B027 - a hook, a no-op by default
         """Return when the client may be sent one more operation frame (no limit here)."""
@@ -398,3 +362,8 @@ def close_reason(text: str) -> str:
     if len(encoded) <= MAX_CLOSE_REASON_BYTES:
         return text
     return encoded[: MAX_CLOSE_REASON_BYTES - 3].decode(errors="ignore") + "..."
+
+
+#: The names these had before 0.2 (the port was ``Connection``, the task set a "registry").
+Connection = Transport
+OperationRegistry = OperationTasks

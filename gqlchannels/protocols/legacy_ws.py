@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ..close_codes import CloseCode
 from ..execution import MASKED_MESSAGE
-from .base import BaseProtocol, CloseCode, ConnectionState, close_reason
+from .base import BaseProtocol, ConnectionState, close_reason
 from .messages import (
     OPERATION_ID,
     OPTIONAL_PAYLOAD,
@@ -50,14 +51,12 @@ class LegacyWSProtocol(BaseProtocol):
         await super().internal_error()
 
     async def _connection_error(self, message: str) -> None:
-        await self.connection.send_message(
+        await self.transport.send_message(
             {"type": "connection_error", "payload": {"message": message}}
         )
 
     async def _operation_error(self, operation_id: str, message: str) -> None:
-        await self.connection.send_message(
-            self._error_message(operation_id, [{"message": message}])
-        )
+        await self.transport.send_message(self._error_message(operation_id, [{"message": message}]))
 
     async def _on_connection_init(self, message: dict[str, Any]) -> None:
         if self.state is not ConnectionState.WAITING_FOR_INIT:
@@ -68,7 +67,7 @@ class LegacyWSProtocol(BaseProtocol):
 
     async def _reject(self, message: str, code: int = CloseCode.FORBIDDEN) -> None:
         await self._connection_error(message or "Forbidden")
-        await self.connection.close(code, close_reason(message or "Forbidden"))
+        await self.transport.close(code, close_reason(message or "Forbidden"))
 
     async def _on_start(self, message: dict[str, Any]) -> None:
         operation_id = message["id"]
@@ -82,10 +81,10 @@ class LegacyWSProtocol(BaseProtocol):
     async def _on_stop(self, message: dict[str, Any]) -> None:
         operation_id = message["id"]
         if self.operations.cancel(operation_id):
-            await self.connection.send_message({"id": operation_id, "type": "complete"})
+            await self.transport.send_message({"id": operation_id, "type": "complete"})
 
     async def _on_connection_terminate(self, message: dict[str, Any]) -> None:
-        await self.connection.close(CloseCode.NORMAL, "")
+        await self.transport.close(CloseCode.NORMAL, "")
 
     _handlers = {
         "connection_init": (_on_connection_init, (OPTIONAL_PAYLOAD,)),
@@ -96,14 +95,14 @@ class LegacyWSProtocol(BaseProtocol):
 
     async def _after_ack(self) -> None:
         if self.options.keepalive_interval:
-            await self.connection.send_message({"type": "ka"})
+            await self.transport.send_message({"type": "ka"})
         await super()._after_ack()
 
     async def _keepalive(self, interval: float) -> None:
         """Send ``ka`` every ``interval``: the legacy protocol has no way to ask for an answer."""
         while True:
             await asyncio.sleep(interval)
-            await self.connection.send_message({"type": "ka"})
+            await self.transport.send_message({"type": "ka"})
 
     def _result_message(self, operation_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         return {"id": operation_id, "type": "data", "payload": payload}

@@ -71,7 +71,7 @@ def mistyped_field(message: dict[str, Any], fields: tuple[Field, ...]) -> str | 
         value = message.get(field.name)
         if not field.accepts(value):
             return f"{field.name} must be {field.expected}"
-        if field.fields:
+        if field.fields and isinstance(value, dict):
             inner = mistyped_field(value, field.fields)
             if inner is not None:
                 return f"{field.name}.{inner}"

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .base import BaseProtocol, CloseCode, ConnectionState, close_reason
+from ..close_codes import CloseCode
+from .base import BaseProtocol, ConnectionState, close_reason
 from .messages import OPERATION_ID, OPTIONAL_PAYLOAD, REQUEST_PAYLOAD, operation_request
 
 
@@ -32,11 +33,11 @@ class TransportWSProtocol(BaseProtocol):
 
     async def _refuse(self, message: dict[str, Any] | None, reason: str) -> None:
         """Any frame that is not a message the spec defines closes the socket with 4400."""
-        await self.connection.close(CloseCode.BAD_REQUEST, close_reason(reason))
+        await self.transport.close(CloseCode.BAD_REQUEST, close_reason(reason))
 
     async def _on_connection_init(self, message: dict[str, Any]) -> None:
         if self.state is not ConnectionState.WAITING_FOR_INIT:
-            await self.connection.close(
+            await self.transport.close(
                 CloseCode.TOO_MANY_INIT_REQUESTS, "Too many initialisation requests"
             )
         else:
@@ -44,10 +45,10 @@ class TransportWSProtocol(BaseProtocol):
             self._spawn(self._initialise(message.get("payload") or {}))
 
     async def _reject(self, message: str) -> None:
-        await self.connection.close(CloseCode.FORBIDDEN, close_reason(message or "Forbidden"))
+        await self.transport.close(CloseCode.FORBIDDEN, close_reason(message or "Forbidden"))
 
     async def _on_ping(self, message: dict[str, Any]) -> None:
-        await self.connection.send_message({"type": "pong"})
+        await self.transport.send_message({"type": "pong"})
 
     async def _on_pong(self, message: dict[str, Any]) -> None:
         if self._ping_in_flight is not None:
@@ -60,9 +61,9 @@ class TransportWSProtocol(BaseProtocol):
     async def _on_subscribe(self, message: dict[str, Any]) -> None:
         operation_id = message["id"]
         if self.state is not ConnectionState.ACKNOWLEDGED:
-            await self.connection.close(CloseCode.UNAUTHORIZED, "Unauthorized")
+            await self.transport.close(CloseCode.UNAUTHORIZED, "Unauthorized")
         elif operation_id in self.operations:
-            await self.connection.close(
+            await self.transport.close(
                 CloseCode.SUBSCRIBER_ALREADY_EXISTS,
                 close_reason(f"Subscriber for {operation_id} already exists"),
             )
@@ -93,11 +94,11 @@ class TransportWSProtocol(BaseProtocol):
         self._ping_in_flight = self._frames_sent
         if self.options.pong_timeout is not None:
             self._pong_deadline = self._spawn(self._expect_pong(self.options.pong_timeout))
-        await self.connection.send_message({"type": "ping"})
+        await self.transport.send_message({"type": "ping"})
 
     async def _expect_pong(self, timeout: float) -> None:
         await asyncio.sleep(timeout)
-        await self.connection.close(CloseCode.KEEPALIVE_TIMEOUT, "Keepalive timeout")
+        await self.transport.close(CloseCode.KEEPALIVE_TIMEOUT, "Keepalive timeout")
 
     async def _wait_for_send_window(self) -> None:
         """Hold operation frames while ``send_window`` of them are unread; ask for a pong

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from gqlchannels.broadcast import BroadcastError, broadcast_sync, group_name
+from gqlchannels.broadcast import broadcast_sync, group_name
+from gqlchannels.exceptions import BroadcastError
 
 
 class Command(BaseCommand):
