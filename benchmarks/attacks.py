@@ -150,11 +150,14 @@ TICK = "subscription Tick($topic: String!) { tick(topic: $topic) { seq pad } }"
 
 
 async def answer(ws: RawWebSocket, operation_id: str) -> str:
-    """Read until the operation ``operation_id`` ends; ``error`` or ``complete``."""
+    """Read until the operation ``operation_id`` ends; ``error`` or ``complete``. The server's
+    pings are answered: an attacker that reads is otherwise well-behaved."""
     async with asyncio.timeout(ANSWER_TIMEOUT):
         while True:
             message = loads(await ws.text())
-            if message.get("id") == operation_id and message.get("type") in ("error", "complete"):
+            if message.get("type") == "ping":
+                await ws.send({"type": "pong"})
+            elif message.get("id") == operation_id and message.get("type") in ("error", "complete"):
                 return str(message["type"])
 
 
