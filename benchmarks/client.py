@@ -190,6 +190,10 @@ class GraphQLClient:
         if self._reader is not None:
             self._reader.cancel()
 
+    def connected(self) -> bool:
+        """Whether the connection is open and being read."""
+        return self._reader is not None and not self._reader.done()
+
     async def close(self) -> None:
         """Close politely (close frame, then wait briefly for the server's)."""
         if self.ws is not None:

@@ -54,6 +54,31 @@ def rss_bytes(pid: int) -> int:
         return int(psutil.Process(pid).memory_info().rss)
 
 
+def memory_status(pid: int) -> dict[str, int]:
+    """``VmRSS`` (resident now) and ``VmHWM`` (the peak resident size since the process
+    started, or since ``reset_peak_rss``) of ``pid``, in bytes, from ``/proc/<pid>/status``."""
+    found = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                found[name] = int(value.split()[0]) * 1024
+    return found
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Start ``VmHWM`` of ``pid`` again from its current RSS (Linux 4.0+: ``5`` written to
+    ``/proc/<pid>/clear_refs``; a process of our own), so the next peak read is the peak of
+    what happens from now on. False when the kernel does not allow it: the peak read is
+    then the process's peak since it started."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time ``pid`` has used."""
     try:
@@ -207,6 +232,16 @@ class Server:
         self.stop()
 
 
+def batch_request(
+    topic: str, start: int, count: int, rate: float | None, pad_bytes: int, stamp_schedule: bool
+) -> dict[str, Any]:
+    """One batch as ``benchmarks.servers.common.publish_request`` reads it."""
+    return {
+        "topic": topic, "start": start, "count": count, "rate": rate, "pad_bytes": pad_bytes,
+        "stamp_schedule": stamp_schedule,
+    }  # fmt: skip
+
+
 class HttpPublisher:
     """Publishes through the server's own ``POST /bench/publish``: inside the server process,
     the only place the in-memory layer reaches."""
@@ -215,11 +250,17 @@ class HttpPublisher:
         self.server = server
 
     async def publish(
-        self, topic: str, start: int, count: int, rate: float | None = None, pad_bytes: int = 0
+        self,
+        topic: str,
+        start: int,
+        count: int,
+        rate: float | None = None,
+        pad_bytes: int = 0,
+        stamp_schedule: bool = False,
     ) -> dict[str, Any]:
         """Publish one batch; answer when the server has published all of it."""
         body = json.dumps(
-            {"topic": topic, "start": start, "count": count, "rate": rate, "pad_bytes": pad_bytes}
+            batch_request(topic, start, count, rate, pad_bytes, stamp_schedule)
         ).encode()
         async with asyncio.timeout(PUBLISH_TIMEOUT):
             reader, writer = await asyncio.open_connection(HOST, self.server.port)
@@ -280,13 +321,17 @@ class ProcessPublisher:
         return answer
 
     async def publish(
-        self, topic: str, start: int, count: int, rate: float | None = None, pad_bytes: int = 0
+        self,
+        topic: str,
+        start: int,
+        count: int,
+        rate: float | None = None,
+        pad_bytes: int = 0,
+        stamp_schedule: bool = False,
     ) -> dict[str, Any]:
         """Publish one batch; answer when all of it is in the layer."""
         assert self.process is not None and self.process.stdin is not None
-        request = {
-            "topic": topic, "start": start, "count": count, "rate": rate, "pad_bytes": pad_bytes
-        }  # fmt: skip
+        request = batch_request(topic, start, count, rate, pad_bytes, stamp_schedule)
         async with self._lock:
             self.process.stdin.write(json.dumps(request).encode() + b"\n")
             await self.process.stdin.drain()

@@ -1,4 +1,5 @@
-"""The benchmark code keeps working: a tiny run of every scenario against gqlchannels.
+"""The benchmark code keeps working: a tiny run of every scenario against gqlchannels, and
+a tiny hostile run (two attacks).
 
 A real daphne, the in-memory channel layer, a handful of clients and events, over each
 subprotocol, with only the project's own requirements (no Strawberry, no psutil). It checks
@@ -9,12 +10,17 @@ what must hold at any speed (every event delivered once and in order, every subs
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
 
+from benchmarks.attacks import TINY_SIZES
 from benchmarks.client import PROTOCOLS, Stream
 from benchmarks.compare import SCENARIOS, TINY, compare, render, render_targets
+from benchmarks.hostile import TINY as HOSTILE_TINY
+from benchmarks.hostile import hostile
+from benchmarks.hostile import render as render_hostile
 
 pytestmark = pytest.mark.e2e
 
@@ -78,3 +84,26 @@ def test_a_tiny_benchmark_of_gqlchannels_delivers_every_event_once_in_order(
     table = render(results["summary"], ["gqlchannels"], TINY.passes)
     assert "fan-out max: deliveries/s" in table and "failed" not in table
     assert "churn" in render_targets(results["targets"])
+
+
+def test_a_tiny_hostile_run_measures_each_attack_and_closes_the_stalled_reader(
+    tmp_path: Path,
+) -> None:
+    results = asyncio.run(hostile(HOSTILE_TINY, say=lambda line: None, directory=tmp_path))
+
+    rows = {row["attack"]: row for row in results["rows"]}
+    assert list(rows) == list(HOSTILE_TINY.attacks)
+    for row in rows.values():
+        assert "failed" not in row, (row, results["server_log_tail"])
+        assert row["witness_alive"] and row["new_connections"] == "ok", row
+        assert row["subscriptions_left"] == 0, row
+        assert row["witness_ms"]["events"] > 0
+        assert row["rss_peak"] >= row["rss_before"] > 0
+    # It reads nothing while ~16 MB are published to it: the outbound budget must end it.
+    assert rows["stalled_legacy"]["attacker"].startswith(("dropped", "closed")), rows
+    assert "not reading" in " ".join(rows["stalled_legacy"]["server_log"])
+    malformed = rows["malformed"]
+    assert malformed["connections"] == TINY_SIZES.malformed_connections
+    assert re.fullmatch(r"(\d+ closed 440[01](, )?)+", malformed["attacker"]), malformed
+    table = render_hostile(results)
+    assert all(name in table for name in HOSTILE_TINY.attacks)

@@ -9,6 +9,7 @@ end-to-end latency, ``pad`` makes its size realistic.
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import json
 import os
@@ -55,9 +56,9 @@ def tick_group(topic: str) -> str:
     return f"bench.tick.{topic}"
 
 
-def event(seq: int, pad: str) -> dict[str, Any]:
-    """One event, stamped now."""
-    return {"seq": seq, "sentAt": time.time(), "pad": pad}
+def event(seq: int, pad: str, sent_at: float | None = None) -> dict[str, Any]:
+    """One event, stamped ``sent_at`` (default: now)."""
+    return {"seq": seq, "sentAt": time.time() if sent_at is None else sent_at, "pad": pad}
 
 
 async def publish_request(publish: Publish, request: dict[str, Any]) -> dict[str, Any]:
@@ -69,39 +70,58 @@ async def publish_request(publish: Publish, request: dict[str, Any]) -> dict[str
         int(request.get("count", 1)),
         request.get("rate"),
         int(request.get("pad_bytes", 0)),
+        bool(request.get("stamp_schedule", False)),
     )
 
 
 async def publish_batch(
-    publish: Publish, topic: str, start: int, count: int, rate: float | None, pad_bytes: int
+    publish: Publish,
+    topic: str,
+    start: int,
+    count: int,
+    rate: float | None,
+    pad_bytes: int,
+    stamp_schedule: bool = False,
 ) -> dict[str, Any]:
     """Publish events ``start`` .. ``start + count - 1`` to ``topic``, at ``rate`` per second
     or, when ``rate`` is None or 0, as fast as the layer takes them.
 
     The schedule is absolute (event ``i`` leaves at ``t0 + i / rate``), so a slow publish
-    call does not slow the whole run down.
+    call does not slow the whole run down. Each event is stamped with the time it left,
+    unless ``stamp_schedule``: then with the time it was due, so that a server too busy to
+    publish on time (publishing runs on its loop with the in-memory layer) shows that delay
+    in its latencies instead of hiding it (the hostile scenario's witness needs this).
     """
     pad = "x" * pad_bytes
     loop = asyncio.get_running_loop()
-    began = loop.time()
+    began, wall_began = loop.time(), time.time()
     for index in range(count):
+        due = None
         if rate:
             delay = began + index / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-        await publish(topic, event(start + index, pad))
+            if stamp_schedule:
+                due = wall_began + index / rate
+        await publish(topic, event(start + index, pad, due))
     return {"published": count, "seconds": loop.time() - began}
 
 
 _snapshots: list[tracemalloc.Snapshot] = []
+#: Frames kept per traced allocation when ``/bench/memory`` starts tracing.
+TRACE_FRAMES = 25
 
 
 def memory_growth(top: int) -> dict[str, Any]:
-    """Where Python memory grew since the previous call, by allocating line (a diagnostic for
-    the idle scenario: run the server with ``PYTHONTRACEMALLOC=25``, call once as a baseline,
-    open connections, call again)."""
+    """Where Python memory grew since the previous call, by allocating line (a diagnostic:
+    call once as a baseline, open connections or attack, call again).
+
+    The first call starts tracing (25 frames deep) unless the server already traces
+    (``PYTHONTRACEMALLOC``): tracing from start-up makes Django's imports many times slower,
+    and only what is allocated after the baseline matters here.
+    """
     if not tracemalloc.is_tracing():
-        return {"error": "start the server with PYTHONTRACEMALLOC=25 to trace allocations"}
+        tracemalloc.start(TRACE_FRAMES)
     snapshot = tracemalloc.take_snapshot().filter_traces(
         [tracemalloc.Filter(False, tracemalloc.__file__)]
     )
@@ -161,6 +181,25 @@ def stuck_tasks(name_contains: str) -> dict[str, Any]:
     return {"count": len(tasks), "tasks": tasks[:20]}
 
 
+def object_census(top: int) -> dict[str, Any]:
+    """Objects the garbage collector tracks, counted by type, then again after a full
+    collection, with the process's RSS each time: whether what departed connections left
+    behind is garbage in reference cycles (a full collection frees it) or still referenced
+    (a leak, or a cache). A diagnostic of the hostile scenario (``--census``)."""
+
+    def census() -> dict[str, Any]:
+        counts = collections.Counter(
+            f"{type(item).__module__}.{type(item).__qualname__}" for item in gc.get_objects()
+        )
+        with open("/proc/self/status") as status:
+            rss = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS"))
+        return {"objects": sum(counts.values()), "rss": rss, "top": counts.most_common(top)}
+
+    before = census()
+    collected = gc.collect()
+    return {"before": before, "collected": collected, "after": census()}
+
+
 def apply_gc_policy() -> None:
     """Tune the garbage collector as the README's production section recommends, when the
     driver asks (``--tuned-gc``); call it once the server has imported everything.
@@ -177,8 +216,9 @@ def apply_gc_policy() -> None:
 
 def control_app(publish: Publish) -> ASGIApp:
     """An ASGI HTTP app: ``POST /bench/publish`` with a JSON body of ``publish_batch``'s
-    arguments publishes the batch and answers when it is done; ``GET /bench/memory`` and
-    ``GET /bench/tasks?<text>`` are the diagnostics of ``memory_growth`` and ``stuck_tasks``."""
+    arguments publishes the batch and answers when it is done; ``GET /bench/memory``,
+    ``GET /bench/objects`` and ``GET /bench/tasks?<text>`` are the diagnostics of
+    ``memory_growth``, ``object_census`` and ``stuck_tasks``."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -199,6 +239,8 @@ def control_app(publish: Publish) -> ASGIApp:
             status = 200
         elif scope["path"] == "/bench/memory":
             answer, status = memory_growth(int(scope.get("query_string", b"").decode() or 30)), 200
+        elif scope["path"] == "/bench/objects":
+            answer, status = object_census(int(scope.get("query_string", b"").decode() or 30)), 200
         encoded = json.dumps(answer).encode()
         await send(
             {

@@ -1,7 +1,10 @@
 """The benchmark schema for gqlchannels, hand-built with graphql-core.
 
 Strawberry's server declares the same fields in Strawberry's own way
-(``strawberry_schema.py``); the floor answers the same operations by hand.
+(``strawberry_schema.py``); the floor answers the same operations by hand. Two fields exist
+here only, for the hostile scenario (``benchmarks.hostile``): ``plain``, a plain sync
+resolver (it runs in Django's database thread, as an ORM resolver would), and the
+subscription ``spin``, a source that yields without ever awaiting.
 """
 
 from __future__ import annotations
@@ -45,6 +48,31 @@ def resolve_live_subscriptions(root: Any, info: Any) -> int:
     return live.live
 
 
+def resolve_plain(root: Any, info: Any) -> str:
+    """A plain sync resolver, not marked inline: gqlchannels runs it off the loop, in the
+    database thread, as it must for a resolver that may touch the ORM."""
+    return "plain"
+
+
+async def subscribe_spin(root: Any, info: Any) -> AsyncIterator[int]:
+    """Counts up for ever without awaiting anything: only the server can give the loop back.
+    Counted live until its ``finally`` runs, as ``tick`` is."""
+    live.started += 1
+    try:
+        number = 0
+        while True:
+            yield number
+            number += 1
+    finally:
+        live.finished += 1
+
+
+@gqlchannels.inline
+def resolve_spin(number: int, info: Any) -> int:
+    """Each number as it came, on the loop: nothing in ``spin`` ever suspends."""
+    return number
+
+
 def tick_subscriber(shared: bool) -> Callable[..., AsyncIterator[dict[str, Any]]]:
     """The ``tick`` subscribe resolver, with or without shared results."""
 
@@ -76,6 +104,7 @@ def tick_schema(shared: bool) -> GraphQLSchema:
                 "liveSubscriptions": GraphQLField(
                     GraphQLNonNull(GraphQLInt), resolve=resolve_live_subscriptions
                 ),
+                "plain": GraphQLField(GraphQLNonNull(GraphQLString), resolve=resolve_plain),
             },
         ),
         subscription=GraphQLObjectType(
@@ -86,7 +115,12 @@ def tick_schema(shared: bool) -> GraphQLSchema:
                     args={"topic": GraphQLArgument(GraphQLNonNull(GraphQLString))},
                     subscribe=tick_subscriber(shared),
                     resolve=resolve_tick,
-                )
+                ),
+                "spin": GraphQLField(
+                    GraphQLNonNull(GraphQLInt),
+                    subscribe=subscribe_spin,
+                    resolve=resolve_spin,
+                ),
             },
         ),
     )

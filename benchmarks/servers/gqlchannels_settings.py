@@ -20,3 +20,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 GQLCHANNELS = {"SCHEMA": "benchmarks.servers.gqlchannels_schema.schema"}
 if os.environ.get("BENCH_TRACKING"):
     GQLCHANNELS["TRACKING"] = os.environ["BENCH_TRACKING"] == "1"
+# The hostile scenario reads gqlchannels' INFO lines (which connections it closed, and why).
+LOGGING["loggers"] = {  # noqa: F405
+    "gqlchannels": {"level": os.environ.get("BENCH_GQLCHANNELS_LOG_LEVEL", "WARNING")}
+}
