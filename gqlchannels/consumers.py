@@ -136,9 +136,13 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         except StopConsumer:
             pass
         except asyncio.CancelledError:
-            if self.socket.is_open and self._drain is not None:
-                self._drain.stopping = True
+            if self.socket.is_open:
+                # The server gave up on this application: Daphne's shutdown cancels them all,
+                # and its checker cancels one still busy 10 s after its client left. Either
+                # way only this connection ends; the loop keeps accepting others.
                 await self.server_stopping()
+                if self._drain is not None:
+                    self._drain.hooks_due = True
             raise
         finally:
             await self._teardown()

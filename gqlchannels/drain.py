@@ -65,7 +65,11 @@ class LoopDrain:
 
     def __init__(self) -> None:
         self.connections: dict[Drainable, None] = {}
+        #: Set by the signal drain only: connections accepted from now on close with 1012.
         self.stopping = False
+        #: Run the hooks once no connection is left (a connection the server cancelled sets
+        #: it: Daphne's shutdown without our signal handler looks just like that).
+        self.hooks_due = False
         self._empty = asyncio.Event()
         self._hooks_done: asyncio.Task[None] | None = None
 
@@ -80,14 +84,20 @@ class LoopDrain:
         if self.connections:
             return
         self._empty.set()
-        if self.stopping:
+        if self.stopping or self.hooks_due:
+            self.hooks_due = False
             await self.run_hooks()
 
     async def run_hooks(self) -> None:
-        """Run every drain hook once (later callers wait for the first run)."""
+        """Run every drain hook (callers meanwhile wait for the run under way)."""
         if self._hooks_done is None:
             self._hooks_done = asyncio.get_running_loop().create_task(_run_hooks())
-        await asyncio.shield(self._hooks_done)
+        running = self._hooks_done
+        try:
+            await asyncio.shield(running)
+        finally:
+            if running.done() and self._hooks_done is running:
+                self._hooks_done = None
 
     async def drain(self, window: float) -> None:
         """Close every connection with 1012, spread over ``window`` seconds, then wait (bounded)

@@ -164,6 +164,22 @@ async def test_a_consumer_cancelled_by_its_server_closes_1012_and_runs_the_teard
     assert await Connection.objects.acount() == 0  # written by the drain hook, not by us
 
 
+async def test_a_connection_cancelled_by_its_server_does_not_close_the_others(fresh_probe):
+    cancelled = await holding(TRANSPORT)
+    kept = await open_connection(LEGACY)
+
+    cancelled.future.cancel()
+    assert (await closed_with(cancelled))[0] == 1012
+    newcomer = await open_connection(TRANSPORT)  # acknowledged, not closed 1012
+
+    await newcomer.send_json_to({"type": "ping"})
+    assert await receive(newcomer) == {"type": "pong"}
+    await start(kept, LEGACY, "still", "{ hello }")
+    assert (await receive(kept))["type"] == "data"
+    await newcomer.disconnect()
+    await kept.disconnect()
+
+
 async def test_the_drain_closes_every_connection_with_1012_and_deletes_their_rows(fresh_probe):
     communicators = [await holding(TRANSPORT), await open_connection(LEGACY)]
 
