@@ -278,7 +278,7 @@ class Executor:
             stream = create_source_event_stream(built)
 
             def execute_event(event: Any) -> Any:
-                return graphql.execute_subscription_event(built.build_per_event_executor(event))
+                return graphql.execute_subscription_event(_per_event_executor(built, event))
 
         else:  # graphql-core 3.2
             stream = create_source_event_stream(
@@ -341,6 +341,22 @@ class Executor:
         else:
             formatted["message"] = MASKED_MESSAGE
         return formatted
+
+
+def _per_event_executor(built: Any, event: Any) -> Any:
+    """graphql-core 3.3's executor for one event, with a subfield memo of its own.
+
+    ``build_per_event_executor`` makes a shallow copy that shares the subscription's memo of
+    collected subfields, keyed by the identity of each event's new field lists: it grew by
+    one entry (about 1 KB) per event for the life of every subscription. The one private
+    attribute set here gives each event its own memo (still shared by the items of a list
+    within the event). Without the attribute (another graphql-core), nothing is changed and
+    tests/test_execution.py's memory test says so.
+    """
+    executor = built.build_per_event_executor(event)
+    if hasattr(executor, "_relevant_sub_fields"):
+        executor._relevant_sub_fields = {}
+    return executor
 
 
 def _variables_key(request: OperationRequest) -> str | None:

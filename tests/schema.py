@@ -227,6 +227,12 @@ subscription = GraphQLObjectType(
             resolve=_identity,
         ),
         "failsAfterOne": GraphQLField(GraphQLInt, subscribe=_fails_after_one, resolve=_identity),
+        "counted": GraphQLField(
+            GraphQLObjectType("Counted", {"n": GraphQLField(GraphQLInt)}),
+            args={"to": GraphQLArgument(GraphQLNonNull(GraphQLInt))},
+            subscribe=_count,
+            resolve=lambda number, info, to: {"n": number},
+        ),
     },
 )
 

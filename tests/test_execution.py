@@ -211,3 +211,22 @@ def test_every_public_name_is_importable_from_the_package():
 
     for name in gqlchannels.__all__:
         assert getattr(gqlchannels, name) is not None
+
+
+async def test_a_long_subscription_holds_no_memory_per_event():
+    executor = Executor(schema)
+    request = OperationRequest("subscription { counted(to: 3000) { n } }")
+    results = executor.run(request, context=None)
+    for _ in range(500):  # warm up: caches, free lists
+        await anext(results)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for _ in range(2000):
+            await anext(results)
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    await results.aclose()
+    assert grown < 200_000, f"{grown} bytes held after 2,000 events"
