@@ -14,7 +14,7 @@ import inspect
 import logging
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,14 +143,22 @@ class Executor:
             conf.given_or_setting(cache_size, "DOCUMENT_CACHE_SIZE"),
             conf.given_or_setting(cache_bytes, "DOCUMENT_CACHE_BYTES"),
         )
+        #: Documents being parsed and validated now, by text.
+        self._parsing: dict[str, Future[PreparedDocument]] = {}
 
     async def prepare(self, query: str) -> PreparedDocument:
         """Parse and validate ``query``, from the cache when it was seen before."""
         prepared = self.cache.get(query)
         if prepared is not None:
             return prepared
-        loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(_document_pool, self._parse_and_validate, query)
+        # Concurrent misses on one text (50 clients sending the same new document) wait for
+        # one parse. A concurrent future, not an asyncio one: executors serve every loop.
+        parsing = self._parsing.get(query)
+        if parsing is None:
+            parsing = self._parsing[query] = _document_pool.submit(self._parse_and_validate, query)
+            parsing.add_done_callback(lambda _: self._parsing.pop(query, None))
+        # Shielded: one waiter cancelled must not cancel the parse the others wait for.
+        prepared = await asyncio.shield(asyncio.wrap_future(parsing))
         self.cache.put(query, prepared)
         return prepared
 

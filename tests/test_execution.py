@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import subprocess
 import sys
 import tracemalloc
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -230,3 +232,23 @@ async def test_a_long_subscription_holds_no_memory_per_event():
     grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     await results.aclose()
     assert grown < 200_000, f"{grown} bytes held after 2,000 events"
+
+
+class CountingExecutor(Executor):
+    """Counts the parses it does (the cache and the in-flight parses are the real ones)."""
+
+    parses = 0
+
+    def _parse_and_validate(self, query: str) -> Any:
+        CountingExecutor.parses += 1
+        return super()._parse_and_validate(query)
+
+
+async def test_concurrent_requests_for_one_new_document_wait_for_one_parse():
+    executor = CountingExecutor(schema)
+    CountingExecutor.parses = 0
+
+    prepared = await asyncio.gather(*(executor.prepare("{ hello }") for _ in range(20)))
+
+    assert CountingExecutor.parses == 1
+    assert all(document is prepared[0] for document in prepared)
