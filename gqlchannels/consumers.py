@@ -252,6 +252,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         """Bound, decode and hand one frame to the protocol."""
         if self.protocol is None or not self.socket.is_open:
             return
+        self.socket.server.pace_reading()
         text = message.get("text")
         if text is None:
             await self.protocol.receive_malformed("Binary frames are not supported")

@@ -14,8 +14,15 @@ it matters for a clean stop:
   how many bytes they hold that the client has not taken: the only sound signal of a
   stalled reader that works for the legacy protocol, which has no acknowledgement at all.
 
-``ServerSocket`` hides these differences behind ``close(code, reason)`` and
-``buffered_bytes()``; everything else goes through the ASGI ``send`` unchanged.
+- Daphne also queues every frame it reads for the application, without bound: a client
+  that writes tiny frames faster than they are handled grows that queue and keeps the loop
+  busy parsing. uvicorn's queue is bounded and stops reading when full. Under Daphne the
+  socket here stops reading while the queue is long (``pace_reading``), which gives TCP's
+  own backpressure to the writer.
+
+``ServerSocket`` hides these differences behind ``close(code, reason)``,
+``buffered_bytes()`` and ``pace_reading()``; everything else goes through the ASGI ``send``
+unchanged.
 """
 
 from __future__ import annotations
@@ -34,6 +41,10 @@ Send = Callable[[Any], Awaitable[None]]
 _PORTABLE_CLOSE_CODES = frozenset({1000, *range(3000, 5000)})
 #: A close reason must fit the 123 bytes a close frame leaves for it.
 _MAX_REASON_BYTES = 123
+#: Frames waiting for the application above which Daphne stops reading the socket, and at or
+#: below which it reads again.
+READ_PAUSE_ABOVE = 64
+READ_RESUME_AT = 16
 
 
 class ServerSocket:
@@ -43,6 +54,7 @@ class ServerSocket:
         self.send = send
         self._raw_closer = _daphne_protocol(send)
         self._transport = _transport(send, self._raw_closer)
+        self._reading_paused = False
 
     async def send_text(self, text: str) -> None:
         """Send one text frame (the server may raise OSError when the client is gone)."""
@@ -72,6 +84,20 @@ class ServerSocket:
             return int(size())
         # Twisted (Daphne): what is left of the buffer being written, plus what waits behind.
         return int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)
+
+    def pace_reading(self) -> None:
+        """Stop reading the socket while many received frames wait for the application, and
+        read again once it has caught up (Daphne only; other servers bound their queue)."""
+        queue = getattr(self._raw_closer, "application_queue", None)
+        if queue is None or self._transport is None:
+            return
+        waiting = queue.qsize()
+        if not self._reading_paused and waiting > READ_PAUSE_ABOVE:
+            self._reading_paused = True
+            self._transport.pauseProducing()
+        elif self._reading_paused and waiting <= READ_RESUME_AT:
+            self._reading_paused = False
+            self._transport.resumeProducing()
 
 
 def _transport(send: Send, daphne_protocol: Any) -> Any:

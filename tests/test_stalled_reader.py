@@ -10,6 +10,7 @@ subscription's ``finally``, and keep serving everyone else.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,3 +95,20 @@ async def test_a_client_that_stops_reading_is_closed_once_over_its_outbound_budg
     assert (await witness.frame())["type"] == "pong"
     assert await stalled.close_code() in (None, 4413)
     await witness.close()
+
+
+async def test_a_burst_of_frames_is_read_at_the_servers_pace_and_every_one_is_answered(
+    server: tuple[LiveServer, Path],
+) -> None:
+    live, _events = server
+    client = await acknowledged(live, "graphql-transport-ws")
+    burst = 3000  # tiny frames: Daphne reads them by the thousand and stops reading meanwhile
+
+    for _ in range(burst):
+        await client.ws.send(json.dumps({"type": "ping"}))
+
+    answers = [await client.frame() for _ in range(burst)]
+    assert answers == [{"type": "pong"}] * burst
+    await client.send({"type": "ping"})
+    assert await client.frame() == {"type": "pong"}
+    await client.close()
