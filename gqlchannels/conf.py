@@ -380,3 +380,13 @@ def debug_errors() -> bool:
     """Whether unexpected exception messages may reach clients (DEBUG_ERRORS, else DEBUG)."""
     value = get("DEBUG_ERRORS")
     return bool(django_settings.DEBUG if value is None else value)
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """Refuse ``as_asgi(...)`` options that are not per-route settings (TypeError)."""
+    unknown = set(options) - set(CONSUMER_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"Unknown GraphQLWSConsumer option(s) {sorted(unknown)}; "
+            f"expected some of {list(CONSUMER_OPTIONS)}"
+        )

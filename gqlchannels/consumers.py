@@ -15,7 +15,6 @@ import asyncio
 import dataclasses
 import logging
 import uuid
-import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,7 +23,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.utils import await_many_dispatch
 from django.core.exceptions import PermissionDenied
-from graphql import GraphQLError, GraphQLSchema
+from graphql import GraphQLError
 
 from . import conf, control, drain, signals
 from .context import GraphQLWSContext
@@ -55,17 +54,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("gqlchannels.consumer")
 
-_executors: weakref.WeakKeyDictionary[GraphQLSchema, Executor] = weakref.WeakKeyDictionary()
-
-
-def executor_for(schema: GraphQLSchema) -> Executor:
-    """The shared Executor (and document cache) of ``schema``, built on first use from the
-    settings read per schema (``gqlchannels.conf``)."""
-    executor = _executors.get(schema)
-    if executor is None:
-        executor = _executors[schema] = Executor(schema)
-    return executor
-
 
 class GraphQLWSConsumer(AsyncWebsocketConsumer):
     """Serves GraphQL over WebSocket, speaking ``graphql-transport-ws`` and legacy ``graphql-ws``.
@@ -82,7 +70,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     def __init__(self, schema: Any = None, **options: Any):
         super().__init__()
-        _check_options(options)
+        conf.check_options(options)
         self._schema_source = schema if schema is not None else self.schema
         self._options = options
         self.protocol: BaseProtocol | None = None
@@ -100,7 +88,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> Any:
         """The ASGI application; unknown options fail here, at import, not on first connect."""
-        _check_options({key: value for key, value in initkwargs.items() if key != "schema"})
+        conf.check_options({key: value for key, value in initkwargs.items() if key != "schema"})
         return super().as_asgi(**initkwargs)
 
     def option(self, name: str) -> Any:
@@ -196,7 +184,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         finally:
             control.get_control_plane().detach(self.connection_id)
             if self.protocol is not None:
-                _send_robust(
+                signals.send_robust(
                     signals.connection_closed,
                     type(self),
                     consumer=self,
@@ -211,7 +199,9 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     async def websocket_connect(self, message: WebSocketConnectEvent) -> None:
         """Accept with the client's preferred enabled subprotocol, or accept and close 4406."""
-        self.executor = executor_for(resolve_schema(self._schema_source or conf.get("SCHEMA")))
+        self.executor = Executor.for_schema(
+            resolve_schema(self._schema_source or conf.get("SCHEMA"))
+        )
         chosen = self.choose_subprotocol(self.scope.get("subprotocols") or [])
         await self.accept(chosen)
         self.socket.opened(self.option("max_outbound_buffer_bytes"))
@@ -228,7 +218,9 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         self.record = ConnectionRecord.of(
             self.scope, self.connection_id, await self._hub_channel(), chosen
         )
-        _send_robust(signals.connection_opened, type(self), consumer=self, record=self.record)
+        signals.send_robust(
+            signals.connection_opened, type(self), consumer=self, record=self.record
+        )
 
     async def _hub_channel(self) -> str:
         """The hub channel that reaches this connection from outside ("" when none can)."""
@@ -322,7 +314,9 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         if user is not self.record.user:
             self.record = dataclasses.replace(self.record, user=user)
-            _send_robust(signals.connection_updated, type(self), consumer=self, record=self.record)
+            signals.send_robust(
+                signals.connection_updated, type(self), consumer=self, record=self.record
+            )
         return result if isinstance(result, dict) else None
 
     async def admit(self, operation_id: str, request: OperationRequest) -> Any:
@@ -350,7 +344,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     def operation_finished(self, operation_id: str) -> None:
         """Announce the end of an operation that ``admit`` let in."""
-        _send_robust(
+        signals.send_robust(
             signals.operation_finished,
             type(self),
             consumer=self,
@@ -360,7 +354,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     def operation_listens(self, operation_id: str, topics: frozenset[str]) -> None:
         """Announce that an operation ``admit`` let in listens to new ``topics`` (all so far)."""
-        _send_robust(
+        signals.send_robust(
             signals.operation_topics,
             type(self),
             consumer=self,
@@ -393,19 +387,3 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     async def on_disconnect(self) -> None:
         """Called once the socket has closed and every operation has finished."""
-
-
-def _send_robust(signal: Any, sender: type, **named: Any) -> None:
-    """Send ``signal``; a receiver that raises is logged and does not stop the others."""
-    for receiver, response in signal.send_robust(sender=sender, **named):
-        if isinstance(response, Exception):
-            logger.error("Receiver %r of %s raised", receiver, signal, exc_info=response)
-
-
-def _check_options(options: dict[str, Any]) -> None:
-    unknown = set(options) - set(conf.CONSUMER_OPTIONS)
-    if unknown:
-        raise TypeError(
-            f"Unknown GraphQLWSConsumer option(s) {sorted(unknown)}; "
-            f"expected some of {list(conf.CONSUMER_OPTIONS)}"
-        )

@@ -55,3 +55,62 @@ class SubscriptionOverflow(GraphQLError):
     It ends with this error (an ``error`` message to its client) rather than skipping events
     silently: the client learns it missed some and can subscribe again and refetch.
     """
+
+
+# -- raised by the test client, gqlchannels.testing --------------------------------------
+
+
+class GraphQLWSError(Exception):
+    """Base of every error the communicator raises, so a test can catch them in one clause."""
+
+
+class ProtocolError(GraphQLWSError):
+    """The server sent something the protocol does not allow at this point.
+
+    This is a server bug (or a test that drives the socket by hand alongside the helper), so
+    it is raised rather than skipped: silently ignoring it would hide the bug under test.
+    """
+
+
+class ConnectionClosed(GraphQLWSError):
+    """The server closed the WebSocket while the test was waiting for a frame.
+
+    ``code`` and ``reason`` are those of the close frame, so a test can assert on them
+    (``code`` is None when the application ended without sending a close frame).
+    """
+
+    def __init__(self, code: int | None, reason: str = ""):
+        self.code = code
+        self.reason = reason
+        detail = f"code {code}" if code is not None else "no close code"
+        super().__init__(
+            f"The server closed the connection ({detail}{': ' + reason if reason else ''})"
+        )
+
+
+class ConnectionRefused(ConnectionClosed):
+    """The server did not acknowledge ``connection_init`` (or refused the socket itself).
+
+    Raised by ``async with communicator`` so that a test of authentication can write
+    ``with pytest.raises(ConnectionRefused) as refused`` and then check ``refused.value.code``.
+    ``payload`` is the legacy ``connection_error`` payload when the server sent one.
+    """
+
+    def __init__(self, code: int | None, reason: str = "", payload: Any = None):
+        super().__init__(code, reason)
+        self.payload = payload
+
+
+class OperationError(GraphQLWSError):
+    """The server ended one operation with an ``error`` message instead of a result.
+
+    ``errors`` is always a list of GraphQL error objects, whichever protocol was spoken
+    (legacy ``graphql-ws`` sends a single object; it is wrapped in a list here), so the same
+    assertions work for both.
+    """
+
+    def __init__(self, operation_id: str, errors: list[dict[str, Any]]):
+        self.operation_id = operation_id
+        self.errors = errors
+        messages = "; ".join(str(error.get("message", error)) for error in errors)
+        super().__init__(f"Operation {operation_id} failed: {messages}")

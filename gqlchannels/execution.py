@@ -13,6 +13,7 @@ import functools
 import inspect
 import logging
 import traceback
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -101,6 +102,9 @@ class OperationRequest:
     extensions: dict[str, Any] | None = None
 
 
+_executors: weakref.WeakKeyDictionary[GraphQLSchema, Executor] = weakref.WeakKeyDictionary()
+
+
 class Executor:
     """Runs operations against one schema; owns its document cache and error policy.
 
@@ -145,6 +149,15 @@ class Executor:
         )
         #: Documents being parsed and validated now, by text.
         self._parsing: dict[str, Future[PreparedDocument]] = {}
+
+    @classmethod
+    def for_schema(cls, schema: GraphQLSchema) -> Executor:
+        """The one Executor (and document cache) of ``schema``, shared by every connection
+        and loop, built on first use from the settings read per schema (``gqlchannels.conf``)."""
+        executor = _executors.get(schema)
+        if executor is None:
+            executor = _executors[schema] = cls(schema)
+        return executor
 
     async def prepare(self, query: str) -> PreparedDocument:
         """Parse and validate ``query``, from the cache when it was seen before."""

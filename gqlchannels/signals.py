@@ -6,7 +6,12 @@ frozen snapshot taken when the event happened (``gqlchannels.tracking.Connection
 ``OperationRecord``): read it, rather than the live consumer, for anything kept for later.
 """
 
+import logging
+from typing import Any
+
 from django.dispatch import Signal
+
+logger = logging.getLogger("gqlchannels.signals")
 
 #: A socket was accepted with a supported subprotocol. Arguments: ``consumer``, ``record``
 #: (a ConnectionRecord).
@@ -27,3 +32,10 @@ operation_topics = Signal()
 #: An operation ended, however it ended. Arguments: ``consumer``, ``connection_id``,
 #: ``operation_id``.
 operation_finished = Signal()
+
+
+def send_robust(signal: Signal, sender: type, **named: Any) -> None:
+    """Send ``signal``; a receiver that raises is logged and does not stop the others."""
+    for receiver, response in signal.send_robust(sender=sender, **named):
+        if isinstance(response, Exception):
+            logger.error("Receiver %r of %s raised", receiver, signal, exc_info=response)

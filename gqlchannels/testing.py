@@ -17,13 +17,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 from collections import deque
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 from channels.testing import WebsocketCommunicator
+
+from .client_frames import Header, as_error_list, decoded_frame, with_origin
+from .exceptions import (
+    ConnectionClosed,
+    ConnectionRefused,
+    GraphQLWSError,
+    OperationError,
+    ProtocolError,
+)
 
 __all__ = [
     "LEGACY_WS",
@@ -38,71 +46,12 @@ __all__ = [
 
 TRANSPORT_WS = "graphql-transport-ws"
 LEGACY_WS = "graphql-ws"
-DEFAULT_ORIGIN = b"http://127.0.0.1"
 
 #: Frames that only keep the connection alive; they are dropped wherever frames are read.
 _KEEPALIVE_TYPES = frozenset({"ka", "pong"})
 
 #: Queued by ``disconnect`` behind the application's last event, to wake waiting readers.
 _DISCONNECTED = "gqlchannels.testing.disconnected"
-
-Header = tuple[bytes | str, bytes | str]
-
-
-class GraphQLWSError(Exception):
-    """Base of every error the communicator raises, so a test can catch them in one clause."""
-
-
-class ProtocolError(GraphQLWSError):
-    """The server sent something the protocol does not allow at this point.
-
-    This is a server bug (or a test that drives the socket by hand alongside the helper), so
-    it is raised rather than skipped: silently ignoring it would hide the bug under test.
-    """
-
-
-class ConnectionClosed(GraphQLWSError):
-    """The server closed the WebSocket while the test was waiting for a frame.
-
-    ``code`` and ``reason`` are those of the close frame, so a test can assert on them
-    (``code`` is None when the application ended without sending a close frame).
-    """
-
-    def __init__(self, code: int | None, reason: str = ""):
-        self.code = code
-        self.reason = reason
-        detail = f"code {code}" if code is not None else "no close code"
-        super().__init__(
-            f"The server closed the connection ({detail}{': ' + reason if reason else ''})"
-        )
-
-
-class ConnectionRefused(ConnectionClosed):
-    """The server did not acknowledge ``connection_init`` (or refused the socket itself).
-
-    Raised by ``async with communicator`` so that a test of authentication can write
-    ``with pytest.raises(ConnectionRefused) as refused`` and then check ``refused.value.code``.
-    ``payload`` is the legacy ``connection_error`` payload when the server sent one.
-    """
-
-    def __init__(self, code: int | None, reason: str = "", payload: Any = None):
-        super().__init__(code, reason)
-        self.payload = payload
-
-
-class OperationError(GraphQLWSError):
-    """The server ended one operation with an ``error`` message instead of a result.
-
-    ``errors`` is always a list of GraphQL error objects, whichever protocol was spoken
-    (legacy ``graphql-ws`` sends a single object; it is wrapped in a list here), so the same
-    assertions work for both.
-    """
-
-    def __init__(self, operation_id: str, errors: list[dict[str, Any]]):
-        self.operation_id = operation_id
-        self.errors = errors
-        messages = "; ".join(str(error.get("message", error)) for error in errors)
-        super().__init__(f"Operation {operation_id} failed: {messages}")
 
 
 class GraphQLWSCommunicator(WebsocketCommunicator):
@@ -142,7 +91,7 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
             raise ValueError(
                 f"protocol must be {TRANSPORT_WS!r} or {LEGACY_WS!r}, not {protocol!r}"
             )
-        super().__init__(application, path, headers=_with_origin(headers), subprotocols=[protocol])
+        super().__init__(application, path, headers=with_origin(headers), subprotocols=[protocol])
         self.protocol = protocol
         self.connection_params = connection_params
         self.timeout = timeout
@@ -341,7 +290,7 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
         """Finish ``operation_id`` on an ``error`` frame (raise OperationError), or complain."""
         self._inbox.pop(operation_id, None)
         if frame["type"] == "error":
-            raise OperationError(operation_id, _as_error_list(frame.get("payload")))
+            raise OperationError(operation_id, as_error_list(frame.get("payload")))
         raise ProtocolError(f"Unexpected {frame['type']!r} frame for operation {operation_id}")
 
     async def _start(
@@ -425,15 +374,7 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
         if event["type"] == "websocket.close":
             self._close = (event.get("code", 1000), event.get("reason") or "")
             raise ConnectionClosed(*self._close)
-        text = event.get("text") if event["type"] == "websocket.send" else None
-        if text is None:
-            raise ProtocolError(f"Expected a text frame, got {event!r}")
-        try:
-            frame = json.loads(text)
-        except ValueError:
-            raise ProtocolError(f"The server sent invalid JSON: {text[:200]!r}") from None
-        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            raise ProtocolError(f"The server sent a frame without a type: {frame!r}")
+        frame = decoded_frame(event)
         kind = frame["type"]
         if kind in _KEEPALIVE_TYPES:
             return
@@ -449,26 +390,3 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
         if self._acknowledged:
             raise ProtocolError(f"Unexpected connection-level frame {frame!r}")
         self._connection_frames.append(frame)
-
-
-def _with_origin(headers: Iterable[Header] | None) -> list[tuple[bytes, bytes]]:
-    """ASGI headers (lower-case bytes), with an Origin added when none was given, because
-    ``AllowedHostsOriginValidator`` rejects a WebSocket without one."""
-    normalized = [(_as_bytes(name).lower(), _as_bytes(value)) for name, value in headers or ()]
-    if not any(name == b"origin" for name, _ in normalized):
-        normalized.append((b"origin", DEFAULT_ORIGIN))
-    return normalized
-
-
-def _as_bytes(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else value.encode("latin-1")
-
-
-def _as_error_list(payload: Any) -> list[dict[str, Any]]:
-    """Errors of an ``error`` message as a list: graphql-transport-ws sends a list, legacy one
-    object."""
-    if isinstance(payload, list):
-        return [error if isinstance(error, dict) else {"message": str(error)} for error in payload]
-    if isinstance(payload, dict):
-        return [payload]
-    return [{"message": str(payload)}]

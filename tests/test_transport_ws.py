@@ -294,7 +294,7 @@ async def test_unexpected_resolver_exception_is_masked(caplog):
 
 @override_settings(GQLCHANNELS={"DEBUG_ERRORS": True})
 async def test_unexpected_resolver_exception_is_shown_when_debugging():
-    from gqlchannels.consumers import _executors
+    from gqlchannels.execution import _executors
     from tests.schema import schema
 
     _executors.pop(schema, None)
