@@ -155,6 +155,10 @@ class Subscription(models.Model):
     objects = SubscriptionQuerySet.as_manager()
 
     class Meta:
+        # It holds every running operation, not only subscriptions (the class keeps its name
+        # so that the table, the admin URLs and imports stay as they were).
+        verbose_name = "operation"
+        verbose_name_plural = "operations"
         ordering = ["-started_at"]
         constraints = [
             models.UniqueConstraint(
