@@ -39,6 +39,7 @@ from .protocols import (
     OperationRefused,
     ProtocolOptions,
 )
+from .protocols.frames import ServerMessage
 from .servers import ServerSocket
 from .tracking.records import ConnectionRecord, OperationRecord
 
@@ -271,7 +272,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     # -- the Transport port the protocols use -------------------------------------------------
 
-    async def send_message(self, message: dict[str, Any]) -> None:
+    async def send_message(self, message: ServerMessage) -> None:
         """Send one frame through the guarded send (``gqlchannels.guarded``): dropped quietly
         once the socket is closing or gone, never raised for a client that left. A message
         that cannot be encoded raises UnencodableJSON to the caller, and the socket stays as

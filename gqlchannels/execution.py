@@ -17,7 +17,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import graphql
 from django.utils.module_loading import import_string
@@ -40,6 +40,9 @@ from .conf import FROM_SETTINGS
 from .documents import DocumentCache, PreparedDocument
 from .exceptions import OperationFailed
 from .json import dumps, preencoded
+
+if TYPE_CHECKING:
+    from .protocols.frames import Payload
 from .operation_scope import OperationScope, entered
 from .resolvers import BatchedSyncResolvers, execute_operation, inline
 
@@ -207,7 +210,7 @@ class Executor:
         context: Any,
         root: Any = None,
         scope: OperationScope | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[Payload]:
         """Yield each formatted result of ``request``: one for a query or mutation, a stream
         for a subscription. Raise OperationFailed when it ends with errors and no result.
 
@@ -220,7 +223,7 @@ class Executor:
 
     async def _run(
         self, request: OperationRequest, context: Any, root: Any, scope: OperationScope
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[Payload]:
         prepared = await self.prepare(request.query)
         if prepared.errors:
             logger.debug("Rejected document: %s", prepared.errors[0]["message"])
@@ -248,7 +251,7 @@ class Executor:
 
     async def _subscribe(
         self, request: OperationRequest, kwargs: dict[str, Any], scope: OperationScope
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[Payload]:
         """The subscription pipeline, composed here so each event can be executed once for
         every subscription that opted into shared results (``gqlchannels.sharing``): the
         operation's scope says when an event may be shared."""
@@ -319,14 +322,16 @@ class Executor:
         """The middleware of one operation: its own batch of sync resolvers (when offloaded)."""
         return [BatchedSyncResolvers()] if self.offload_sync else None
 
-    def _encoded(self, execute_event: Callable[[Any], Any], event: Any) -> Any:
+    def _encoded(
+        self, execute_event: Callable[[Any], Any], event: Any
+    ) -> Payload | Awaitable[Payload]:
         """An event's result, formatted and encoded once for every subscription sharing it."""
         result = execute_event(event)
         if inspect.isawaitable(result):
             return self._encoded_later(result)
         return preencoded(self.format_result(result))
 
-    async def _encoded_later(self, result: Awaitable[ExecutionResult]) -> Any:
+    async def _encoded_later(self, result: Awaitable[ExecutionResult]) -> Payload:
         return preencoded(self.format_result(await result))
 
     def _result_or_failure(self, result: ExecutionResult) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orjson import Fragment
 
 try:
     import orjson
@@ -62,7 +65,7 @@ if orjson is not None:
         except orjson.JSONEncodeError as exc:
             raise UnencodableJSON(str(exc)) from None
 
-    def preencoded(value: Any) -> Any:
+    def preencoded(value: Any) -> Fragment:
         """``value`` encoded once, for embedding as is in many frames that ``dumps`` encodes."""
         return orjson.Fragment(orjson.dumps(value))
 

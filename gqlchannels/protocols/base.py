@@ -22,6 +22,7 @@ from ..exceptions import ConnectionRejected, OperationRefused
 from ..execution import MASKED_MESSAGE, Executor, OperationFailed, OperationRequest
 from ..json import UnencodableJSON
 from ..operation_scope import OperationScope
+from .frames import ConnectionAck, Payload, ServerMessage
 from .messages import Field, message_type, mistyped_field
 
 logger = logging.getLogger("gqlchannels.protocols")
@@ -44,7 +45,7 @@ class Transport(Protocol):
 
     executor: Executor
 
-    async def send_message(self, message: dict[str, Any]) -> None:
+    async def send_message(self, message: ServerMessage) -> None:
         """Send one frame; must never raise, whatever state the socket is in."""
 
     async def close(self, code: int, reason: str = "") -> None:
@@ -255,7 +256,7 @@ class BaseProtocol(ABC):
         if self.state is not ConnectionState.INITIALISING:
             return
         self.state = ConnectionState.ACKNOWLEDGED
-        ack: dict[str, Any] = {"type": "connection_ack"}
+        ack: ConnectionAck = {"type": "connection_ack"}
         if ack_payload:
             ack["payload"] = ack_payload
         await self.transport.send_message(ack)
@@ -335,7 +336,7 @@ class BaseProtocol(ABC):
             if admitted:
                 self.transport.operation_finished(operation_id)
 
-    async def _send_for(self, operation_id: str, message: dict[str, Any]) -> None:
+    async def _send_for(self, operation_id: str, message: ServerMessage) -> None:
         """Send a frame of one operation, unless the client stopped it or the id was reused.
 
         Waits first while the protocol's flow control says the client is behind.
@@ -348,11 +349,11 @@ class BaseProtocol(ABC):
         """Return when the client may be sent one more operation frame (no limit here)."""
 
     @abstractmethod
-    def _result_message(self, operation_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def _result_message(self, operation_id: str, payload: Payload) -> ServerMessage:
         """The message that carries one execution result."""
 
     @abstractmethod
-    def _error_message(self, operation_id: str, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    def _error_message(self, operation_id: str, errors: list[dict[str, Any]]) -> ServerMessage:
         """The message that ends an operation with errors."""
 
     # -- helpers -------------------------------------------------------------------------

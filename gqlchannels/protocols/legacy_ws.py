@@ -14,6 +14,7 @@ from typing import Any
 from ..close_codes import CloseCode
 from ..execution import MASKED_MESSAGE
 from .base import BaseProtocol, ConnectionState, close_reason
+from .frames import Payload, ServerMessage
 from .messages import (
     OPERATION_ID,
     OPTIONAL_PAYLOAD,
@@ -104,8 +105,8 @@ class LegacyWSProtocol(BaseProtocol):
             await asyncio.sleep(interval)
             await self.transport.send_message({"type": "ka"})
 
-    def _result_message(self, operation_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def _result_message(self, operation_id: str, payload: Payload) -> ServerMessage:
         return {"id": operation_id, "type": "data", "payload": payload}
 
-    def _error_message(self, operation_id: str, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    def _error_message(self, operation_id: str, errors: list[dict[str, Any]]) -> ServerMessage:
         return {"id": operation_id, "type": "error", "payload": errors[0]}

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..close_codes import CloseCode
 from .base import BaseProtocol, ConnectionState, close_reason
+from .frames import Payload, ServerMessage
 from .messages import OPERATION_ID, OPTIONAL_PAYLOAD, REQUEST_PAYLOAD, operation_request
 
 
@@ -112,8 +113,8 @@ class TransportWSProtocol(BaseProtocol):
         if self._frames_sent - self._frames_read >= window // 2:
             await self._ping()
 
-    def _result_message(self, operation_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def _result_message(self, operation_id: str, payload: Payload) -> ServerMessage:
         return {"id": operation_id, "type": "next", "payload": payload}
 
-    def _error_message(self, operation_id: str, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    def _error_message(self, operation_id: str, errors: list[dict[str, Any]]) -> ServerMessage:
         return {"id": operation_id, "type": "error", "payload": errors}
