@@ -172,10 +172,15 @@ class Executor:
         parsing = self._parsing.get(query)
         if parsing is None:
             parsing = self._parsing[query] = _document_pool.submit(self._parse_and_validate, query)
-            parsing.add_done_callback(lambda _: self._parsing.pop(query, None))
-        # Shielded: one waiter cancelled must not cancel the parse the others wait for.
-        prepared = await asyncio.shield(asyncio.wrap_future(parsing))
-        self.cache.put(query, prepared)
+        try:
+            # Shielded: one waiter cancelled must not cancel the parse the others wait for.
+            prepared = await asyncio.shield(asyncio.wrap_future(parsing))
+            self.cache.put(query, prepared)
+        finally:
+            # Kept until a waiter has cached the result (a request meanwhile waits for it
+            # too); a waiter that leaves early also drops it, so nothing stays behind.
+            if self._parsing.get(query) is parsing:
+                del self._parsing[query]
         return prepared
 
     def _parse_and_validate(self, query: str) -> PreparedDocument:
