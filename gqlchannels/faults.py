@@ -39,6 +39,41 @@ STALE_CONNECTION_ERRORS: tuple[type[Exception], ...] = (ConnectionError, _RedisC
 RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0)
 
 
+class Outage:
+    """A run of failures of one dependency, logged the same way wherever it is met: one
+    WARNING when it starts, one when it ends (with the count and the duration), DEBUG between.
+
+    ``started`` and ``ended`` are ``str.format`` templates; ``ended`` may use ``failures`` and
+    ``seconds``. The channel-layer policy below and the registry's flusher both use it.
+    """
+
+    def __init__(self, log: logging.Logger, started: str, ended: str):
+        self.failures = 0
+        self._log = log
+        self._started = started
+        self._ended = ended
+        self._since = 0.0
+
+    def failed(self, **details: Any) -> bool:
+        """Count one failure; True if it starts the outage (it is then logged)."""
+        self.failures += 1
+        if self.failures > 1:
+            self._log.debug("Still failing: %s", self._started.format(**details))
+            return False
+        self._since = time.monotonic()
+        self._log.warning(self._started.format(**details))
+        return True
+
+    def succeeded(self, **details: Any) -> bool:
+        """Note a success; True if it ends an outage (it is then logged)."""
+        if not self.failures:
+            return False
+        seconds = time.monotonic() - self._since
+        self._log.warning(self._ended.format(failures=self.failures, seconds=seconds, **details))
+        self.failures = 0
+        return True
+
+
 class LayerFaults:
     """The health of one event loop's channel layer, and the policy its calls follow.
 
@@ -47,10 +82,19 @@ class LayerFaults:
     """
 
     def __init__(self, on_failure: Callable[[], None] = lambda: None):
-        self.failures = 0
+        self.outage = Outage(
+            logger,
+            "Channel layer failing ({method}: {error}); retrying until it answers",
+            "Channel layer answers again ({method}), after {failures} failed call(s) "
+            "in {seconds:.1f}s",
+        )
         self._on_failure = on_failure
-        self._failing_since = 0.0
         self._recovered = asyncio.Event()
+
+    @property
+    def failures(self) -> int:
+        """Calls that failed in a row (0 while the layer answers)."""
+        return self.outage.failures
 
     async def call(self, layer: BaseChannelLayer, method: str, *args: Any) -> Any:
         """Return ``layer.<method>(*args)``; retry it once at once on a stale connection, and
@@ -81,28 +125,13 @@ class LayerFaults:
             pass
 
     def _failed(self, method: str, exc: Exception) -> None:
-        if not self.failures:
-            self._failing_since = time.monotonic()
-            logger.warning(
-                "Channel layer failing (%s: %s); retrying until it answers", method, _describe(exc)
-            )
+        if self.outage.failed(method=method, error=_describe(exc)):
             self._on_failure()
-        else:
-            logger.debug("Channel layer still failing (%s: %s)", method, _describe(exc))
-        self.failures += 1
 
     def _succeeded(self, method: str) -> None:
-        if not self.failures:
-            return
-        logger.warning(
-            "Channel layer answers again (%s), after %d failed call(s) in %.1fs",
-            method,
-            self.failures,
-            time.monotonic() - self._failing_since,
-        )
-        self.failures = 0
-        self._recovered.set()
-        self._recovered = asyncio.Event()
+        if self.outage.succeeded(method=method):
+            self._recovered.set()
+            self._recovered = asyncio.Event()
 
 
 def _describe(exc: Exception) -> str:

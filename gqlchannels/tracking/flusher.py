@@ -22,6 +22,7 @@ import time
 from django.utils import timezone
 
 from .. import conf
+from ..faults import Outage
 from .batch import Batch
 from .handover import in_database_thread
 from .pending import LiveRows, Pending, TrackedConnection
@@ -47,7 +48,13 @@ class Tracker:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._flushed = asyncio.Event()
-        self._failures = 0
+        #: Failed writes in a row, logged once when they start and once when they end.
+        self._outage = Outage(
+            logger,
+            "Could not write the live connection registry ({error!r}); keeping the changes "
+            "and retrying every {interval}s",
+            "Live connection registry written again after {failures} failed attempt(s)",
+        )
         self._last_heartbeat = time.monotonic()
 
     @property
@@ -142,7 +149,7 @@ class Tracker:
         from . import store  # the models need the app registry: not at import
 
         batch = Batch(server_id=server_id(), now=timezone.now())
-        batch.isolate = self._failures >= ISOLATE_AFTER_FAILURES
+        batch.isolate = self._outage.failures >= ISOLATE_AFTER_FAILURES
         due = time.monotonic() - self._last_heartbeat >= conf.get("HEARTBEAT_INTERVAL")
         taken = self.state.take(batch, min_age, heartbeat=force_heartbeat or due)
         if batch.empty():
@@ -151,21 +158,9 @@ class Tracker:
             result = await in_database_thread(store.write_batch, batch)
         except Exception as exc:
             self.state.give_back(taken)
-            self._failures += 1
-            if self._failures == 1:
-                logger.warning(
-                    "Could not write the live connection registry (%r); keeping the changes "
-                    "and retrying every %ss",
-                    exc,
-                    conf.get("TRACKING_FLUSH_INTERVAL"),
-                )
+            self._outage.failed(error=exc, interval=conf.get("TRACKING_FLUSH_INTERVAL"))
             return
-        if self._failures:
-            logger.warning(
-                "Live connection registry written again after %d failed attempt(s)",
-                self._failures,
-            )
-            self._failures = 0
+        self._outage.succeeded()
         if batch.heartbeat:
             self._last_heartbeat = time.monotonic()
         missing = self.state.settle(taken, result)
