@@ -15,7 +15,8 @@ from typing import Any
 
 from . import conf
 from .exceptions import BroadcastError, LayerMissing
-from .hub import EVENT_TYPE, channel_layer, get_hub, run_from_sync
+from .hub import get_hub
+from .layer import EVENT_TYPE, channel_layer, run_from_sync
 from .operation_scope import scope_of
 
 GROUP_PREFIX = "gqlc."

@@ -18,14 +18,17 @@ from typing import Any, Protocol
 
 from .close_codes import CloseCode
 from .exceptions import LayerMissing
-from .hub import Hub, channel_layer, get_hub, run_from_sync
+from .hub import Hub, get_hub
+from .layer import (
+    DISCONNECT_TYPE,
+    PROBE_REPLY_TYPE,
+    PROBE_TYPE,
+    channel_layer,
+    run_from_sync,
+)
 from .loops import PerLoop
 
 logger = logging.getLogger("gqlchannels.control")
-
-DISCONNECT_TYPE = "gqlchannels.disconnect"
-PROBE_TYPE = "gqlchannels.probe"
-PROBE_REPLY_TYPE = "gqlchannels.probe_reply"
 
 
 class Closable(Protocol):

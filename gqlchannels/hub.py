@@ -1,4 +1,4 @@
-"""The per-process hub: the one place a process meets the channel layer.
+"""The per-process hub: fan-out of broadcast events, on one channel of the channel layer.
 
 One hub per running event loop owns one channel-layer channel. Through it arrive broadcast
 events (the hub joins each topic's group once, however many local subscriptions listen, and
@@ -14,12 +14,10 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import async_to_sync
-
-from . import conf
-from .exceptions import LayerMissing, LayerUnavailable, SubscriptionOverflow
+from . import conf, layer
+from .exceptions import LayerUnavailable, SubscriptionOverflow
 from .faults import LayerFaults
 from .loops import PerLoop
 from .sharing import SharedResults
@@ -28,22 +26,9 @@ if TYPE_CHECKING:
     from channels.layers import BaseChannelLayer
 
 logger = logging.getLogger("gqlchannels.hub")
-T = TypeVar("T")
 
-EVENT_TYPE = "gqlchannels.event"
 #: Handles one channel-layer message of a type another module registered (``Hub.handle``).
 MessageHandler = Callable[[dict[str, Any]], None]
-
-
-def channel_layer() -> BaseChannelLayer:
-    """The layer named by ``GQLCHANNELS['CHANNEL_LAYER']``; LayerMissing if there is none."""
-    from channels.layers import get_channel_layer  # on first use: importing stays cheap
-
-    alias = conf.get("CHANNEL_LAYER")
-    layer = get_channel_layer(alias)
-    if layer is None:
-        raise LayerMissing(f"No channel layer {alias!r}: configure CHANNEL_LAYERS")
-    return layer
 
 
 class Listener:
@@ -276,7 +261,7 @@ class Hub:
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
-        if kind == EVENT_TYPE:
+        if kind == layer.EVENT_TYPE:
             payload, results = message.get("payload"), SharedResults()
             for listener in self._listeners.get(message.get("group"), ()):  # type: ignore[arg-type]
                 listener.put(payload, results)
@@ -296,38 +281,14 @@ def _raise_swallowed_cancellation() -> None:
         raise asyncio.CancelledError
 
 
-_hubs: PerLoop[Hub] = PerLoop(lambda: Hub(channel_layer()))
+def _new_hub() -> Hub:
+    layer.serving()  # this loop serves WebSockets: sync publishers run their calls on it
+    return Hub(layer.channel_layer())
+
+
+_hubs: PerLoop[Hub] = PerLoop(_new_hub)
 
 
 def get_hub() -> Hub:
     """The hub of the running event loop (each loop, e.g. each test or forked worker, has one)."""
     return _hubs.get()
-
-
-def _serving_loop() -> asyncio.AbstractEventLoop | None:
-    loops = _hubs.running_loops()
-    return loops[-1] if loops else None
-
-
-def run_from_sync(coroutine: Coroutine[Any, Any, T], name: str, async_name: str) -> T:
-    """Run a channel-layer coroutine for synchronous code and return its result.
-
-    When this process serves WebSockets it runs on the server's event loop (the in-memory
-    layer is not thread-safe); elsewhere on a loop of its own. ``name`` and ``async_name``
-    word the error for a sync function called from async code.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        coroutine.close()
-        raise RuntimeError(f"{name}() was called from async code: use 'await {async_name}()'")
-    loop = _serving_loop()
-    if loop is None:
-
-        async def awaited() -> T:
-            return await coroutine
-
-        return async_to_sync(awaited)()
-    return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
