@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -13,28 +12,11 @@ from . import conf, ignored
 from .limits import import_rule
 from .protocols import PROTOCOLS
 
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_positive_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _is_non_negative_number(value: Any) -> bool:
-    return _is_number(value) and value >= 0
-
-
-def _is_positive_number(value: Any) -> bool:
-    return _is_number(value) and value > 0
-
-
 #: The check id of each numeric kind of setting (one id per condition) and its test.
-_NUMBER_CHECKS: dict[conf.Kind, tuple[str, Callable[[Any], bool]]] = {
-    conf.Kind.POSITIVE_INTEGER: ("gqlchannels.E004", _is_positive_integer),
-    conf.Kind.NON_NEGATIVE_NUMBER: ("gqlchannels.E009", _is_non_negative_number),
-    conf.Kind.POSITIVE_NUMBER: ("gqlchannels.E010", _is_positive_number),
+_NUMBER_CHECKS: dict[conf.Kind, str] = {
+    conf.Kind.POSITIVE_INTEGER: "gqlchannels.E004",
+    conf.Kind.NON_NEGATIVE_NUMBER: "gqlchannels.E009",
+    conf.Kind.POSITIVE_NUMBER: "gqlchannels.E010",
 }
 
 
@@ -43,6 +25,7 @@ def register() -> None:
     checks.register(check_settings, checks.Tags.compatibility)
     checks.register(check_schema, checks.Tags.compatibility)
     checks.register(check_channel_layer, checks.Tags.compatibility)
+    checks.register(check_debug_errors_deployed, checks.Tags.security, deploy=True)
     checks.register(check_redis_socket_timeout, checks.Tags.compatibility)
     checks.register(check_tracking, checks.Tags.compatibility)
     checks.register(check_validation_rules, checks.Tags.compatibility)
@@ -221,10 +204,9 @@ def _number_errors() -> list[checks.CheckMessage]:
     for setting in conf.SETTINGS:
         if setting.kind not in _NUMBER_CHECKS:
             continue
-        value = conf.get(setting.name)
-        check_id, valid = _NUMBER_CHECKS[setting.kind]
-        if (value is None and setting.optional) or valid(value):
+        if setting.accepts(conf.get(setting.name)):
             continue
+        check_id = _NUMBER_CHECKS[setting.kind]
         errors.append(
             checks.Error(
                 f"GQLCHANNELS[{setting.name!r}] must be {setting.kind.value}"
@@ -260,11 +242,10 @@ def check_tracking(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="gqlchannels.W004",
             )
         ]
-    heartbeat, stale, flush = (
-        conf.get(name) for name in ("HEARTBEAT_INTERVAL", "STALE_AFTER", "TRACKING_FLUSH_INTERVAL")
-    )
-    if not all(_is_positive_number(value) for value in (heartbeat, stale, flush)):
+    names = ("HEARTBEAT_INTERVAL", "STALE_AFTER", "TRACKING_FLUSH_INTERVAL")
+    if not all(conf.TABLE[name].accepts(conf.get(name)) for name in names):
         return []  # E010 already says so
+    heartbeat, stale, flush = (conf.get(name) for name in names)
     if conf.get("TRACKING") and stale <= heartbeat + flush:
         return [
             checks.Warning(
@@ -273,6 +254,22 @@ def check_tracking(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 "look stale between heartbeats.",
                 hint="Make STALE_AFTER several heartbeats long (the defaults: 15s and 60s).",
                 id="gqlchannels.W003",
+            )
+        ]
+    return []
+
+
+def check_debug_errors_deployed(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """W007 (``check --deploy``): stack traces reach clients although DEBUG is off."""
+    if conf.get("DEBUG_ERRORS") and not settings.DEBUG:
+        return [
+            checks.Warning(
+                "GQLCHANNELS['DEBUG_ERRORS'] is on with DEBUG off: unexpected exceptions' "
+                "messages and stack traces are sent to clients.",
+                hint="Leave DEBUG_ERRORS unset (it follows DEBUG) in production.",
+                id="gqlchannels.W007",
             )
         ]
     return []

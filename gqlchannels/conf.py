@@ -19,6 +19,7 @@ its ``read``:
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,18 @@ class Read(enum.Enum):
     USE = "use"
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+#: The test of each numeric kind (the other kinds have checks of their own).
+_NUMBER_TESTS: dict[Kind, Callable[[Any], bool]] = {
+    Kind.POSITIVE_INTEGER: lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+    Kind.NON_NEGATIVE_NUMBER: lambda v: _is_number(v) and v >= 0,
+    Kind.POSITIVE_NUMBER: lambda v: _is_number(v) and v > 0,
+}
+
+
 @dataclass(frozen=True)
 class Setting:
     """One row of the table: a setting's name, default, kind, when it is read, whether
@@ -67,6 +80,13 @@ class Setting:
     def option(self) -> str:
         """The name ``as_asgi(...)`` and the protocol options know it by."""
         return self.name.lower()
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` is of this setting's kind (numeric kinds; others pass here)."""
+        if value is None and self.optional:
+            return True
+        test = _NUMBER_TESTS.get(self.kind)
+        return test is None or test(value)
 
 
 _C, _S, _U = Read.CONNECTION, Read.SCHEMA, Read.USE
@@ -360,8 +380,10 @@ FROM_SETTINGS: Any = _FromSettings()
 
 
 def user_settings() -> dict[str, Any]:
-    """Return the project's ``GQLCHANNELS`` dict (empty when unset)."""
-    return getattr(django_settings, SETTINGS_NAME, None) or {}
+    """Return the project's ``GQLCHANNELS`` dict (empty when unset, or when it is not a dict:
+    check E001 reports that, and start-up must get as far as running the checks)."""
+    value = getattr(django_settings, SETTINGS_NAME, None)
+    return value if isinstance(value, dict) else {}
 
 
 def get(name: str) -> Any:
@@ -383,10 +405,19 @@ def debug_errors() -> bool:
 
 
 def check_options(options: dict[str, Any]) -> None:
-    """Refuse ``as_asgi(...)`` options that are not per-route settings (TypeError)."""
+    """Refuse, when the route is built, ``as_asgi(...)`` options that are not per-route
+    settings or whose value is not of the setting's kind (TypeError), instead of failing
+    later in a connection's task."""
     unknown = set(options) - set(CONSUMER_OPTIONS)
     if unknown:
         raise TypeError(
             f"Unknown GraphQLWSConsumer option(s) {sorted(unknown)}; "
             f"expected some of {list(CONSUMER_OPTIONS)}"
         )
+    for setting in SETTINGS:
+        if setting.option in options and not setting.accepts(options[setting.option]):
+            allowed = setting.kind.value + (" or None" if setting.optional else "")
+            raise TypeError(
+                f"GraphQLWSConsumer option {setting.option}={options[setting.option]!r} "
+                f"must be {allowed}"
+            )

@@ -105,7 +105,7 @@ def test_loop_intervals_that_are_not_above_zero_are_e010(setting):
 
 def test_each_numeric_kind_of_setting_has_its_own_check_id():
     numeric = {setting.kind for setting in conf.SETTINGS} & set(checks._NUMBER_CHECKS)
-    assert len({checks._NUMBER_CHECKS[kind][0] for kind in numeric}) == len(numeric) == 3
+    assert len({checks._NUMBER_CHECKS[kind] for kind in numeric}) == len(numeric) == 3
 
 
 @override_settings(GQLCHANNELS={"KEEPALIVE_INTERVAL": None, "CONNECTION_INIT_WAIT_TIMEOUT": 0})
@@ -261,3 +261,26 @@ def test_graphene_middleware_that_will_not_run_is_w006():
     messages = checks.check_ignored_protections()
     assert ids(messages) == ["gqlchannels.W006"]
     assert "graphene_django.debug.DjangoDebugMiddleware" in messages[0].msg
+
+
+@override_settings(GQLCHANNELS="a.string")
+def test_a_gqlchannels_setting_that_is_not_a_dict_is_e001_and_reading_settings_survives_it():
+    assert ids(checks.check_settings()) == ["gqlchannels.E001"]
+    assert conf.get("TRACKING") is True  # the default: apps.ready gets as far as the checks
+
+
+def test_an_as_asgi_option_of_the_wrong_kind_is_refused_when_the_route_is_built():
+    from gqlchannels.consumers import GraphQLWSConsumer
+
+    with pytest.raises(TypeError, match="keepalive_interval='15' must be a number >= 0 or None"):
+        GraphQLWSConsumer.as_asgi(keepalive_interval="15")
+
+
+@override_settings(DEBUG=False, GQLCHANNELS={"DEBUG_ERRORS": True})
+def test_debug_errors_on_with_debug_off_is_w007_for_deploy():
+    assert ids(checks.check_debug_errors_deployed()) == ["gqlchannels.W007"]
+
+
+@override_settings(DEBUG=False)
+def test_debug_errors_following_debug_is_fine_for_deploy():
+    assert checks.check_debug_errors_deployed() == []
