@@ -88,8 +88,11 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> Any:
-        """The ASGI application; unknown options fail here, at import, not on first connect."""
+        """The ASGI application; unknown options, options of the wrong kind and a ``schema``
+        that is not a schema fail here, at import, not on first connect."""
         conf.check_options({key: value for key, value in initkwargs.items() if key != "schema"})
+        if initkwargs.get("schema") is not None:
+            resolve_schema(initkwargs["schema"])
         return super().as_asgi(**initkwargs)
 
     def option(self, name: str) -> Any:

@@ -284,3 +284,17 @@ def test_debug_errors_on_with_debug_off_is_w007_for_deploy():
 @override_settings(DEBUG=False)
 def test_debug_errors_following_debug_is_fine_for_deploy():
     assert checks.check_debug_errors_deployed() == []
+
+
+def test_an_as_asgi_schema_path_that_does_not_import_fails_when_the_route_is_built():
+    from gqlchannels.consumers import GraphQLWSConsumer
+
+    with pytest.raises(ImportError):
+        GraphQLWSConsumer.as_asgi(schema="tests.schema.no_such_schema")
+
+
+def test_an_as_asgi_schema_that_is_not_a_schema_fails_when_the_route_is_built():
+    from gqlchannels.consumers import GraphQLWSConsumer
+
+    with pytest.raises(TypeError, match="Not a GraphQL schema"):
+        GraphQLWSConsumer.as_asgi(schema=42)
