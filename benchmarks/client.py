@@ -25,12 +25,21 @@ try:
         """Encode a frame."""
         return orjson.dumps(value).decode()
 
-    loads = orjson.loads
+    def loads(frame: str | bytes) -> Any:
+        """Decode a frame."""
+        return orjson.loads(frame)
+
 except ImportError:  # pragma: no cover - orjson is in the project's requirements
     import json
 
-    dumps = json.dumps
-    loads = json.loads
+    def dumps(value: Any) -> str:
+        """Encode a frame."""
+        return json.dumps(value)
+
+    def loads(frame: str | bytes) -> Any:
+        """Decode a frame."""
+        return json.loads(frame)
+
 
 TRANSPORT_WS = "graphql-transport-ws"
 LEGACY_WS = "graphql-ws"

@@ -392,7 +392,8 @@ def render(summary: dict[str, dict[str, dict[str, Any]]], servers: list[str], pa
 
 
 def _median(summary: dict[str, Any], layer: str, server: str, label: str) -> float | None:
-    return summary.get(layer, {}).get(server, {}).get(label, {}).get("median")
+    median: float | None = summary.get(layer, {}).get(server, {}).get(label, {}).get("median")
+    return median
 
 
 def _all_values(summary: dict[str, Any], layer: str, server: str, label: str) -> list[float]:
@@ -490,7 +491,7 @@ def render_targets(found: list[dict[str, Any]]) -> str:
 
 def environment() -> dict[str, Any]:
     """What the figures depend on: machine, versions, and the code measured."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in (
         "Django", "channels", "daphne", "channels-redis", "redis", "graphql-core",
         "strawberry-graphql", "websockets", "orjson", "Twisted",

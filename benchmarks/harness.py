@@ -40,7 +40,8 @@ def free_port() -> int:
     """A TCP port of 127.0.0.1 that nothing listened on a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def rss_bytes(pid: int) -> int:
@@ -49,7 +50,7 @@ def rss_bytes(pid: int) -> int:
         with open(f"/proc/{pid}/statm") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except FileNotFoundError:
-        import psutil
+        import psutil  # type: ignore[import-untyped]  # optional, and so are its stubs
 
         return int(psutil.Process(pid).memory_info().rss)
 

@@ -270,7 +270,7 @@ class WorkerPool:
             line = await process.stdout.readline()
             if not line:
                 raise WorkerFailed(f"worker {process.pid} exited ({process.returncode})")
-            answer = json.loads(line)
+            answer: dict[str, Any] = json.loads(line)
             if "error" in answer:
                 raise WorkerFailed(f"worker {process.pid}: {answer['error']}")
             return answer

@@ -138,7 +138,11 @@ async def subscribe_all(target: Target, topic: str, count: int, expect: int) -> 
         ]
         await target.pool.call(requests)
         want = target.baseline + done + batch
-        live, _ = await wait_live(target, lambda live, want=want: live >= want)
+
+        def enough(live: int, want: int = want) -> bool:
+            return live >= want
+
+        live, _ = await wait_live(target, enough)
         if live < want:
             errors = await target.pool.all({"cmd": "primed"})
             raise ScenarioFailed(

@@ -10,8 +10,8 @@ from tests import schema as test_schema
 @pytest.fixture(autouse=True)
 def fresh_probe() -> test_schema.Probe:
     """Each test sees only its own subscriptions' start and ``finally`` events."""
-    test_schema.probe.__init__()
-    test_schema.hops.__init__()
+    test_schema.probe.reset()
+    test_schema.hops.reset()
     return test_schema.probe
 
 

@@ -8,8 +8,9 @@ from typing import Any
 
 from channels.testing import WebsocketCommunicator
 
-from gqlchannels.broadcast import get_hub, group_name
+from gqlchannels.broadcast import group_name
 from gqlchannels.consumers import GraphQLWSConsumer
+from gqlchannels.hub import get_hub
 from tests.schema import schema
 
 TRANSPORT = "graphql-transport-ws"
@@ -58,7 +59,8 @@ async def open_connection(
 
 async def receive(communicator: WebsocketCommunicator) -> dict[str, Any]:
     """The next frame, decoded."""
-    return await communicator.receive_json_from(timeout=TIMEOUT)
+    frame: dict[str, Any] = await communicator.receive_json_from(timeout=TIMEOUT)
+    return frame
 
 
 async def closed_with(communicator: WebsocketCommunicator) -> tuple[int, str]:

@@ -110,7 +110,8 @@ def free_port() -> int:
     """A TCP port of 127.0.0.1 that nothing listened on a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def server_environment(database: Path, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -32,6 +32,10 @@ class Probe:
     """Events a test can await: a subscription started, a subscription's ``finally`` ran."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every event, so that a test sees only its own subscriptions'."""
         self.started: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self.finalized: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
@@ -118,6 +122,10 @@ class Hops:
     """
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Count from zero, with a context variable no hop has set yet."""
         self.count = 0
         self._seen: contextvars.ContextVar[bool] = contextvars.ContextVar("hop", default=False)
 
@@ -140,7 +148,7 @@ async def _async_object(root: Any, info: Any) -> dict[str, Any]:
 
 
 #: An object type whose fields are plain sync resolvers (each one may need the ORM).
-sync_object = GraphQLObjectType(
+sync_object: GraphQLObjectType = GraphQLObjectType(
     "SyncObject",
     lambda: {
         "hop": GraphQLField(GraphQLString, resolve=hops.resolve),

@@ -28,7 +28,8 @@ def audit(*args: str) -> tuple[str, str]:
 def audit_json(*args: str) -> dict[str, Any]:
     """Run the command with --json; the document it printed (which must be all of stdout)."""
     out, _ = audit("--json", *args)
-    return json.loads(out)
+    document: dict[str, Any] = json.loads(out)
+    return document
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import importlib
 import itertools
@@ -21,9 +22,10 @@ from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, channel_layers
 from django.test import override_settings
 
-from gqlchannels.broadcast import BroadcastError, broadcast, broadcast_sync, group_name, listen
+from gqlchannels.broadcast import broadcast, broadcast_sync, group_name, listen
 from gqlchannels.consumers import GraphQLWSConsumer
-from gqlchannels.hub import Listener, SubscriptionOverflow, get_hub
+from gqlchannels.exceptions import BroadcastError, SubscriptionOverflow
+from gqlchannels.hub import Listener, get_hub
 from gqlchannels.sharing import SharedResults
 from gqlchannels.testing import (
     LEGACY_WS,
@@ -32,6 +34,7 @@ from gqlchannels.testing import (
     GraphQLWSCommunicator,
     OperationError,
 )
+from tests.narrowing import aclose
 from tests.schema import Probe, schema
 
 TIMEOUT = 5.0
@@ -280,7 +283,7 @@ async def test_a_listener_of_two_topics_receives_events_of_both() -> None:
         assert await settled(first) == 1
         assert await settled(start(stream)) == 2
     finally:
-        await stream.aclose()
+        await aclose(stream)
 
 
 async def test_a_listener_given_one_topic_twice_receives_each_event_once() -> None:
@@ -293,7 +296,7 @@ async def test_a_listener_given_one_topic_twice_receives_each_event_once() -> No
         assert await settled(first) == 1
         assert await settled(start(stream)) == 2
     finally:
-        await stream.aclose()
+        await aclose(stream)
 
 
 async def test_leaving_a_listen_loop_leaves_its_groups(layer: InMemoryChannelLayer) -> None:
@@ -561,7 +564,7 @@ async def test_broadcast_sync_from_many_threads_while_clients_come_and_go(
             for number in range(per_thread):
                 broadcast_sync(topic, f"{thread_index}:{number}")
 
-        started = [run_in_thread(lambda index=index: publish(index)) for index in range(threads)]
+        started = [run_in_thread(functools.partial(publish, index)) for index in range(threads)]
         for thread, _ in started:
             await joined(thread, timeout=30)
         publishers_done.set()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from django.test import override_settings
 
@@ -136,7 +138,7 @@ def test_missing_channel_layer_is_w001():
 def test_checks_are_registered_with_django():
     from django.core.checks.registry import registry
 
-    registered = registry.get_checks()
+    registered: list[Callable[..., object]] = list(registry.get_checks())
     assert checks.check_settings in registered and checks.check_channel_layer in registered
     assert checks.check_tracking in registered
 

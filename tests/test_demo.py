@@ -25,7 +25,8 @@ from demo_project.asgi import application
 from demo_project.chat import tokens
 from demo_project.chat.consumers import ChatConsumer
 from demo_project.chat.models import Message, Room
-from gqlchannels.broadcast import get_hub, group_name
+from gqlchannels.broadcast import group_name
+from gqlchannels.hub import get_hub
 
 TRANSPORT_WS = "graphql-transport-ws"
 LEGACY_WS = "graphql-ws"
@@ -81,7 +82,7 @@ class ChatClient:
     async def receive(self) -> dict[str, Any]:
         """The next frame that is not a keepalive (legacy ``ka``, server ``ping`` answered)."""
         while True:
-            message = await self.communicator.receive_json_from(timeout=TIMEOUT)
+            message: dict[str, Any] = await self.communicator.receive_json_from(timeout=TIMEOUT)
             if message.get("type") == "ka":
                 continue
             if message.get("type") == "ping":
@@ -102,7 +103,8 @@ class ChatClient:
         message = await self.receive()
         assert message.get("id") == operation_id, message
         assert message["type"] in ("next", "data"), message
-        return message["payload"]
+        payload: dict[str, Any] = message["payload"]
+        return payload
 
     async def error(self, operation_id: str) -> list[dict[str, Any]]:
         """The errors of ``operation_id``: an ``error`` message, or a result with ``errors``."""
@@ -113,7 +115,8 @@ class ChatClient:
             return payload if isinstance(payload, list) else [payload]
         assert message["type"] in ("next", "data") and message["payload"].get("errors"), message
         await self.complete(operation_id)
-        return message["payload"]["errors"]
+        errors: list[dict[str, Any]] = message["payload"]["errors"]
+        return errors
 
     async def complete(self, operation_id: str) -> None:
         """Expect ``complete`` for ``operation_id``."""
@@ -126,14 +129,16 @@ class ChatClient:
         payload = await self.result(operation_id)
         assert "errors" not in payload, payload
         await self.complete(operation_id)
-        return payload["data"]
+        data: dict[str, Any] = payload["data"]
+        return data
 
     async def closed(self) -> int:
         """Expect the server to close the socket; return the close code."""
         while True:
             output = await self.communicator.receive_output(timeout=TIMEOUT)
             if output["type"] == "websocket.close":
-                return output.get("code", 1000)
+                code: int = output.get("code", 1000)
+                return code
 
 
 OpenClient = Callable[..., Awaitable[ChatClient]]

@@ -24,6 +24,7 @@ from gql import Client, GraphQLRequest
 from gql.client import AsyncClientSession
 from gql.transport.exceptions import TransportQueryError, TransportServerError
 from gql.transport.websockets import WebsocketsTransport
+from websockets.typing import Subprotocol
 
 from tests.live_server import ORIGIN, LiveServer, running_daphne
 
@@ -85,7 +86,8 @@ async def connect(server: LiveServer) -> AsyncIterator[Any]:
     async def open_session(subprotocol: str) -> AsyncClientSession:
         client = Client(transport=transport(server, subprotocol), execute_timeout=TIMEOUT)
         clients.append(client)
-        session = await asyncio.wait_for(client.connect_async(), TIMEOUT)
+        session: AsyncClientSession = await asyncio.wait_for(client.connect_async(), TIMEOUT)
+        assert isinstance(client.transport, WebsocketsTransport)
         assert client.transport.subprotocol == subprotocol
         return session
 
@@ -130,7 +132,8 @@ async def post(session: AsyncClientSession, room: str, text: str) -> dict[str, A
     """Post ``text`` to ``room``; the stored message as the mutation returns it."""
     request = GraphQLRequest(POST, variable_values={"room": room, "text": text})
     result = await asyncio.wait_for(session.execute(request), TIMEOUT)
-    return result["postMessage"]
+    message: dict[str, Any] = result["postMessage"]
+    return message
 
 
 async def post_until_received(
@@ -222,7 +225,7 @@ async def test_invalid_input_is_a_graphql_error_and_the_connection_stays_usable(
 async def test_connection_without_origin_is_refused(server: LiveServer) -> None:
     with pytest.raises(websockets.InvalidStatus) as refused:
         async with websockets.connect(
-            server.ws_url, subprotocols=["graphql-transport-ws"], open_timeout=TIMEOUT
+            server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=TIMEOUT
         ):
             pass
     assert refused.value.response.status_code == 403
@@ -326,7 +329,7 @@ class RawClient:
 
         async def read() -> dict[str, Any]:
             while True:
-                frame = json.loads(await self.ws.recv())
+                frame: dict[str, Any] = json.loads(await self.ws.recv())
                 if frame.get("type") == "ping":
                     await self.ws.send(json.dumps({"type": "pong"}))
                 elif wanted(frame):
@@ -338,7 +341,8 @@ class RawClient:
         """The ``data`` of the next result of ``operation_id``."""
         frame = await self.frame(lambda frame: frame.get("id") == operation_id, timeout)
         assert frame["type"] in ("next", "data"), frame
-        return frame["payload"]["data"]
+        data: dict[str, Any] = frame["payload"]["data"]
+        return data
 
     async def close_code(self, timeout: float = TIMEOUT) -> int | None:
         """Wait for the server to close the socket (skipping frames); its close code."""
@@ -356,7 +360,7 @@ class RawClient:
         """Drop the TCP connection without a close frame, as a crashed client or a lost
         network would: ``fin`` closes the socket, ``rst`` resets it (SO_LINGER 0). Returns
         the client's port (the server logs it)."""
-        port = self.ws.local_address[1]
+        port: int = self.ws.local_address[1]
         if how == "rst":
             sock = self.ws.transport.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -402,7 +406,10 @@ async def test_clients_vanishing_mid_subscription_cause_no_server_error(
     with running_daphne(tmp_path, verbosity=2) as server:
         poster = Client(transport=transport(server, PROTOCOLS["graphql-ws"]))
         session = await asyncio.wait_for(poster.connect_async(), TIMEOUT)
-        poster_port = poster.transport.adapter.websocket.local_address[1]
+        assert isinstance(poster.transport, WebsocketsTransport)
+        websocket = poster.transport.adapter.websocket
+        assert websocket is not None
+        poster_port = websocket.local_address[1]
         try:
             for subprotocol, how in itertools.product(PROTOCOLS.values(), ("fin", "rst")):
                 room = fresh_room("e2e-vanish")

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from graphql import OperationDefinitionNode
 
 from gqlchannels.documents import NODE_BYTES
 from gqlchannels.execution import (
@@ -22,11 +23,12 @@ from gqlchannels.execution import (
     resolve_schema,
 )
 from tests import strawberry_schema
+from tests.narrowing import aclose, plain_results
 from tests.schema import schema
 
 
-async def run(executor: Executor, query: str, **kwargs) -> list[dict]:
-    return [result async for result in executor.run(OperationRequest(query, **kwargs), None)]
+async def run(executor: Executor, query: str, **kwargs) -> list[dict[str, Any]]:
+    return await plain_results(executor.run(OperationRequest(query, **kwargs), None))
 
 
 def test_resolve_schema_takes_a_graphql_core_schema():
@@ -134,7 +136,11 @@ async def test_a_cached_parse_error_is_plain_data_without_traceback_or_tokens():
 async def test_a_cached_document_keeps_its_locations_but_not_its_tokens():
     executor = Executor(schema)
     prepared = await executor.prepare("{ hello }")
-    field = prepared.document.definitions[0].selection_set.selections[0]
+    assert prepared.document is not None and prepared.document.loc is not None
+    operation = prepared.document.definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    field = operation.selection_set.selections[0]
+    assert field.loc is not None
     assert (field.loc.start, field.loc.end) == (2, 7)
     assert field.loc.start_token is None and prepared.document.loc.start_token is None
 
@@ -230,7 +236,7 @@ async def test_a_long_subscription_holds_no_memory_per_event():
     finally:
         tracemalloc.stop()
     grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
-    await results.aclose()
+    await aclose(results)
     assert grown < 200_000, f"{grown} bytes held after 2,000 events"
 
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 from channels.layers import InMemoryChannelLayer
-from channels_redis.core import RedisChannelLayer
+from channels_redis.core import RedisChannelLayer  # type: ignore[import-untyped]  # no stubs
 
 from gqlchannels.faults import RETRY_DELAYS, LayerFaults
+from tests.narrowing import as_layer
 from tests.redis_support import RedisServer
 
 
@@ -44,7 +45,7 @@ async def fail(faults: LayerFaults, layer: Switchable, times: int) -> None:
     layer.down = True
     for _ in range(times):
         with pytest.raises(ConnectionError):
-            await faults.call(layer, "group_add", "g", "channel")
+            await faults.call(as_layer(layer), "group_add", "g", "channel")
     layer.down = False
 
 
@@ -73,7 +74,7 @@ async def test_calls_that_fail_are_logged_once_and_the_recovery_once(
     faults = LayerFaults(on_failure=lambda: starts.append("failing"))
     with caplog.at_level(logging.WARNING, logger="gqlchannels.faults"):
         await fail(faults, layer, times=5)
-        await faults.call(layer, "group_add", "g", "channel")
+        await faults.call(as_layer(layer), "group_add", "g", "channel")
     messages = [record.getMessage() for record in caplog.records]
     assert len(messages) == 2, messages
     assert messages[0].startswith("Channel layer failing (group_add: ConnectionError: layer")
@@ -88,5 +89,5 @@ async def test_a_retry_waiting_in_backoff_goes_on_as_soon_as_another_call_succee
     waiting = asyncio.create_task(faults.pause())  # the longest backoff: RETRY_DELAYS[-1]
     await asyncio.sleep(0)
     assert not waiting.done()
-    await faults.call(layer, "group_add", "g", "channel")
+    await faults.call(as_layer(layer), "group_add", "g", "channel")
     await asyncio.wait_for(waiting, timeout=RETRY_DELAYS[-1] / 2)

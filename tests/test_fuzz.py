@@ -110,7 +110,7 @@ def message(draw: st.DrawFn, protocol: str) -> dict[str, Any]:
     corrupted = draw(st.booleans())
     for path in draw(st.sets(st.sampled_from(FIELDS), min_size=1, max_size=2)) if corrupted else ():
         *parents, name = path
-        container = drawn
+        container: Any = drawn  # any JSON value, once a parent was corrupted
         for parent in parents:
             container = container.get(parent)
         if not isinstance(container, dict):
@@ -188,7 +188,7 @@ def describe(outputs: list[dict[str, Any]]) -> str:
 
 async def run_example(protocol: str, sent: list[Any], caplog: pytest.LogCaptureFixture) -> None:
     """One example: a connection with a live subscription, the frames, then the client leaves."""
-    probe.__init__()
+    probe.reset()
     caplog.clear()
     communicator = await open_connection(protocol, keepalive_interval=None)
     await start(communicator, protocol, "live", 'subscription { waitForever(key: "live") }')

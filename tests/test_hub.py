@@ -8,7 +8,6 @@ import threading
 from typing import Any
 
 import pytest
-from channels.layers import get_channel_layer
 
 import gqlchannels
 from gqlchannels import control
@@ -23,6 +22,7 @@ from tests.helpers import (
     start,
     wait_listening,
 )
+from tests.narrowing import as_layer, in_memory_layer
 from tests.test_faults import Switchable
 
 
@@ -88,7 +88,7 @@ async def test_probe_lists_the_live_connections_of_each_hub():
 async def test_probe_leaves_out_hubs_that_do_not_answer():
     communicator = await open_connection()
     channel = await get_hub().channel()
-    dead = await get_channel_layer().new_channel(prefix="gqlchannels.hub.")
+    dead = await in_memory_layer().new_channel(prefix="gqlchannels.hub.")
     answers = await control.probe([channel, dead], timeout=0.2)
     assert list(answers) == [channel]
     await communicator.disconnect()
@@ -114,7 +114,7 @@ class FailingReceives:
 async def test_a_layer_fault_keeps_sockets_open_and_subscriptions_receiving(caplog):
     hub = get_hub()
     flaky = FailingReceives(hub.layer, failures=3)
-    hub.layer = flaky
+    hub.layer = as_layer(flaky)
     communicator = await open_connection()
     await communicator.send_json_to(
         {
@@ -137,7 +137,7 @@ async def test_a_subscription_the_layer_cannot_join_gets_a_clear_error(protocol,
     hub = get_hub()
     layer = Switchable(hub.layer)
     layer.down = True
-    hub.layer = layer
+    hub.layer = as_layer(layer)
     communicator = await open_connection(protocol)
     await start(communicator, protocol, "s", 'subscription { events(topic: "t") }')
     answer = await receive(communicator)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -31,6 +31,9 @@ from tests.helpers import (
     start,
 )
 
+if TYPE_CHECKING:
+    from asgiref.typing import WebSocketReceiveEvent
+
 both_protocols = pytest.mark.parametrize("protocol", [TRANSPORT, LEGACY])
 HELD = 'subscription { waitForever(key: "held") }'
 
@@ -38,7 +41,7 @@ HELD = 'subscription { waitForever(key: "held") }'
 class FaultyConsumer(GraphQLWSConsumer):
     """A subclass whose own code raises on one frame, as a bug in a user's override would."""
 
-    async def websocket_receive(self, message: dict[str, Any]) -> None:
+    async def websocket_receive(self, message: WebSocketReceiveEvent) -> None:
         if message.get("text") == '"explode"':
             raise RuntimeError("a bug in the subclass")
         await super().websocket_receive(message)

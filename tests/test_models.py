@@ -4,6 +4,7 @@ its disconnect action and the audit."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db.models import Count
@@ -28,7 +29,7 @@ def registry():
     }
 
 
-def ids(queryset) -> set:
+def ids(queryset) -> set[Any]:
     return set(queryset.values_list("pk", flat=True))
 
 

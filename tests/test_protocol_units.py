@@ -13,6 +13,7 @@ from gqlchannels.protocols import (
     TransportWSProtocol,
 )
 from gqlchannels.protocols.base import OperationTasks, Transport
+from gqlchannels.protocols.frames import ServerMessage
 from tests.schema import schema
 
 
@@ -21,12 +22,12 @@ class FakeTransport:
 
     def __init__(self) -> None:
         self.executor = Executor(schema, offload_sync=False)
-        self.sent: list[dict[str, Any]] = []
+        self.sent: list[ServerMessage] = []
         self.closed: tuple[int, str] | None = None
         self.new_frame = asyncio.Event()
         self.finished: list[str] = []
 
-    async def send_message(self, message: dict[str, Any]) -> None:
+    async def send_message(self, message: ServerMessage) -> None:
         self.sent.append(message)
         self.new_frame.set()
 
@@ -45,7 +46,7 @@ class FakeTransport:
     def operation_listens(self, operation_id: str, topics: frozenset[str]) -> None:
         pass
 
-    async def frames(self, count: int) -> list[dict[str, Any]]:
+    async def frames(self, count: int) -> list[ServerMessage]:
         async with asyncio.timeout(5):
             while len(self.sent) < count:
                 self.new_frame.clear()

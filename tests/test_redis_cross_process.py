@@ -90,7 +90,8 @@ async def subscribers() -> AsyncIterator[Callable[[LiveServer, str], Awaitable[R
 
 async def next_text(client: RawClient, timeout: float) -> str:
     """The ``text`` of the client's next ``messageAdded`` event."""
-    return (await client.data("chat", timeout))["messageAdded"]["text"]
+    text: str = (await client.data("chat", timeout))["messageAdded"]["text"]
+    return text
 
 
 async def listening(poster: AsyncClientSession, room: str, *clients: RawClient) -> None:

@@ -130,7 +130,8 @@ async def poster(server: LiveServer) -> AsyncIterator[AsyncClientSession]:
 
 async def text_of(client: RawClient, operation_id: str, timeout: float) -> str:
     """The ``text`` of the next ``messageAdded`` event of ``operation_id``."""
-    return (await client.data(operation_id, timeout))["messageAdded"]["text"]
+    text: str = (await client.data(operation_id, timeout))["messageAdded"]["text"]
+    return text
 
 
 async def subscribe(server: LiveServer, room: str) -> RawClient:
@@ -460,4 +461,4 @@ async def test_the_first_publish_after_a_redis_restart_succeeds(tmp_path):
             await gqlchannels.broadcast("restart", {"n": 1})
             await asyncio.to_thread(redis.restart)
             await gqlchannels.broadcast("restart", {"n": 2})
-            await channel_layers["default"].close_pools()
+            await channel_layers["default"].close_pools()  # type: ignore[attr-defined]  # channels-redis' own, not in the BaseChannelLayer stub

@@ -159,7 +159,7 @@ class StalledClient:
             assert isinstance(event, Frame)
             if event.opcode is Opcode.TEXT:
                 assert event.fin, "the server does not fragment frames"
-                self._frames.append(json.loads(event.data))
+                self._frames.append(json.loads(bytes(event.data)))
         await self._flush()  # answers WebSocket pings and close frames
         if self.protocol.state is State.CLOSED or not data:
             raise ConnectionError(f"closed by the server ({self.protocol.close_code})")
@@ -190,7 +190,8 @@ class StalledClient:
         """The ``text`` of the next ``messageAdded`` event."""
         frame = await self.frame(lambda frame: frame.get("id") == "chat", timeout)
         assert frame["type"] == "next", frame
-        return frame["payload"]["data"]["messageAdded"]["text"]
+        text: str = frame["payload"]["data"]["messageAdded"]["text"]
+        return text
 
     def close(self) -> None:
         """Drop the connection."""
@@ -250,7 +251,8 @@ async def test_a_stalled_subscriber_costs_bounded_memory_and_others_get_every_ev
             await reader.subscribe("chat", subscription_query(room))
 
             async def read_next(timeout: float) -> str:
-                return (await reader.data("chat", timeout))["messageAdded"]["text"]
+                text: str = (await reader.data("chat", timeout))["messageAdded"]["text"]
+                return text
 
             await publish_until_received(publish, stalled.text, read_next)
             # From here on the stalled client reads nothing.
@@ -301,4 +303,5 @@ async def test_a_stalled_subscriber_costs_bounded_memory_and_others_get_every_ev
         finally:
             stalled.close()
             await reader.close()
-            await layer.close_pools()
+            assert layer is not None
+            await layer.close_pools()  # type: ignore[attr-defined]  # channels-redis' own, not in the BaseChannelLayer stub

@@ -8,13 +8,13 @@ import threading
 from typing import Any
 
 import pytest
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from gqlchannels import CloseCode, control
-from gqlchannels.broadcast import get_hub, group_name
+from gqlchannels.broadcast import group_name
 from gqlchannels.consumers import GraphQLWSConsumer
 from gqlchannels.control import get_control_plane
+from gqlchannels.hub import get_hub
 from tests.helpers import (
     LEGACY,
     TRANSPORT,
@@ -27,6 +27,7 @@ from tests.helpers import (
     wait_listening,
     wait_until,
 )
+from tests.narrowing import as_layer, in_memory_layer
 from tests.schema import schema
 
 
@@ -160,9 +161,11 @@ async def test_abrupt_disconnect_runs_every_finally_and_leaves_nothing_behind(
 
     assert fresh_probe.finalized["waiting"].is_set()
     assert fresh_probe.finalized["streaming"].is_set()
-    registry = RecordingConsumer.instances[0].protocol.operations
+    protocol = RecordingConsumer.instances[0].protocol
+    assert protocol is not None
+    registry = protocol.operations
     assert len(registry) == 0 and not registry._unfinished
-    assert group_name("room:9") not in get_channel_layer().groups
+    assert group_name("room:9") not in in_memory_layer().groups
     assert get_hub().groups() == []
 
 
@@ -218,7 +221,7 @@ async def test_a_stopped_subscription_leaves_its_group_even_if_the_socket_closes
     await wait_listening("t")
     hub = get_hub()
     gated = GatedGroupAdd(hub.layer)
-    hub.layer = gated
+    hub.layer = as_layer(gated)
     # Another subscription's join holds the hub's membership lock...
     await start(communicator, TRANSPORT, "b", 'subscription { events(topic: "u", key: "b") }')
     await asyncio.wait_for(gated.entered.wait(), 5)
@@ -229,7 +232,7 @@ async def test_a_stopped_subscription_leaves_its_group_even_if_the_socket_closes
     await communicator.disconnect(code=1006)
     assert fresh_probe.finalized["a"].is_set()
     gated.gate.set()
-    await wait_until(lambda: group_name("t") not in get_channel_layer().groups)
+    await wait_until(lambda: group_name("t") not in in_memory_layer().groups)
     assert hub.groups() == [] and hub.listener_count() == 0
 
 
@@ -279,7 +282,7 @@ class SwallowsCancellation:
 async def test_a_cancellation_swallowed_by_layer_io_still_ends_the_subscription(fresh_probe):
     hub = get_hub()
     layer = SwallowsCancellation(hub.layer)
-    hub.layer = layer
+    hub.layer = as_layer(layer)
     communicator = await open_connection(TRANSPORT, disconnect_timeout=2)
     await start(communicator, TRANSPORT, "s", 'subscription { events(topic: "t", key: "s") }')
     await asyncio.wait_for(layer.entered.wait(), 5)

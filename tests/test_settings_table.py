@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.test import override_settings
@@ -17,6 +17,9 @@ from gqlchannels.execution import Executor
 from gqlchannels.protocols import ProtocolOptions
 from tests.helpers import open_socket
 from tests.schema import schema
+
+if TYPE_CHECKING:
+    from asgiref.typing import WebSocketConnectEvent
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -35,7 +38,7 @@ class Recording(GraphQLWSConsumer):
 
     opened: list[GraphQLWSConsumer] = []
 
-    async def websocket_connect(self, message: dict[str, Any]) -> None:
+    async def websocket_connect(self, message: WebSocketConnectEvent) -> None:
         await super().websocket_connect(message)
         Recording.opened.append(self)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -112,7 +112,8 @@ async def subscribed(
 ) -> tuple[list[GraphQLWSCommunicator], list[AsyncIterator[dict[str, Any]]]]:
     """One connection per entry of ``variables``, each with its subscription listening
     (all on one topic) and past a first event."""
-    clients, streams = [], []
+    clients: list[GraphQLWSCommunicator] = []
+    streams: list[AsyncIterator[dict[str, Any]]] = []
     for number, values in enumerate(variables):
         protocol = protocols[number % len(protocols)] if protocols else TRANSPORT_WS
         communicator = GraphQLWSCommunicator(application, protocol=protocol, timeout=TIMEOUT)
@@ -134,7 +135,9 @@ async def closed(clients: list[GraphQLWSCommunicator]) -> None:
         await communicator.__aexit__(None, None, None)
 
 
-async def next_texts(streams: list[AsyncIterator[dict[str, Any]]], field: str = "text") -> list:
+async def next_texts(
+    streams: list[AsyncIterator[dict[str, Any]]], field: str = "text"
+) -> list[Any]:
     async with asyncio.timeout(TIMEOUT):
         results = [await anext(stream) for stream in streams]
     return [result["data"]["items"][field] for result in results]
@@ -238,9 +241,13 @@ async def test_shared_results_keep_computing_for_others_when_the_first_caller_is
         await gate.wait()
         return "value"
 
-    first = asyncio.ensure_future(results.get("key", slow))
+    # Typed apart: with no expected type, mypy cannot tell T from Awaitable[T] in ``get``.
+    first_call: Coroutine[Any, Any, str] = results.get("key", slow)
+    first = asyncio.ensure_future(first_call)
     await asyncio.sleep(0)
-    second = asyncio.ensure_future(results.get("key", lambda: pytest.fail("computed twice")))
+    second: asyncio.Future[str] = asyncio.ensure_future(
+        results.get("key", lambda: pytest.fail("computed twice"))
+    )
     await asyncio.sleep(0)
     first.cancel()
     gate.set()

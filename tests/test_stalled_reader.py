@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import websockets
+from websockets.typing import Subprotocol
 
 from tests.live_server import LiveServer, running_server
 from tests.ws_client import TIMEOUT, RawClient
@@ -48,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
 async def acknowledged(server: LiveServer, protocol: str, **options: Any) -> RawClient:
     """A client past ``connection_ack``."""
     ws = await websockets.connect(
-        server.ws_url, subprotocols=[protocol], open_timeout=TIMEOUT, **options
+        server.ws_url, subprotocols=[Subprotocol(protocol)], open_timeout=TIMEOUT, **options
     )
     client = RawClient(ws)
     await client.send({"type": "connection_init"})

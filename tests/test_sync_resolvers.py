@@ -7,13 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from gqlchannels.execution import Executor, OperationRequest
+from tests.narrowing import plain_results
 from tests.schema import Hops, schema
 
 
 async def results(query: str, **options: Any) -> list[dict[str, Any]]:
     """Every result of ``query`` on the test schema."""
     executor = Executor(schema, validation_rules=(), **options)  # 200 aliases: no limits
-    return [result async for result in executor.run(OperationRequest(query), context=None)]
+    return await plain_results(executor.run(OperationRequest(query), context=None))
 
 
 async def test_a_query_of_sync_fields_runs_in_one_database_thread_hop(fresh_hops: Hops):

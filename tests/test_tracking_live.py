@@ -163,7 +163,8 @@ class AdminSession:
     def get(self, path: str) -> str:
         """GET ``path``; the page."""
         with self.opener.open(self.base + path, timeout=TIMEOUT) as response:
-            return response.read().decode()
+            page: str = response.read().decode()
+            return page
 
     def post(self, path: str, form: list[tuple[str, str]]) -> str:
         """POST ``form`` to ``path`` with the CSRF token of the page at ``path``; the page
@@ -174,7 +175,8 @@ class AdminSession:
             self.base + path, data=data, headers={"Referer": self.base + path}
         )
         with self.opener.open(request, timeout=TIMEOUT) as response:
-            return response.read().decode()
+            page: str = response.read().decode()
+            return page
 
     def login(self, username: str, password: str) -> None:
         """Log in through the admin's login form."""
@@ -233,7 +235,8 @@ def audit_json(server: LiveServer, *args: str) -> dict[str, Any]:
     """The audit's JSON report (the command must succeed)."""
     result = audit(server, "--json", *args)
     assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout)
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
 
 
 # -- the test ----------------------------------------------------------------------------------
@@ -320,11 +323,12 @@ def latest_connection(server: LiveServer, candidates: set[str]) -> str:
     """The one of ``candidates`` that connected last (``connected_at`` is the server's)."""
     with sqlite3.connect(server.env["DJANGO_SQLITE_PATH"], timeout=TIMEOUT) as db:
         placeholders = ",".join("?" * len(candidates))
-        [(connection_id,)] = db.execute(
+        rows: list[tuple[str]] = db.execute(
             f"SELECT connection_id FROM gqlchannels_connection WHERE connection_id IN "
             f"({placeholders}) ORDER BY connected_at DESC LIMIT 1",
             sorted(candidates),
         ).fetchall()
+        [(connection_id,)] = rows
     return connection_id
 
 

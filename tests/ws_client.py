@@ -41,7 +41,7 @@ class RawClient:
 
         async def read() -> dict[str, Any]:
             while True:
-                frame = json.loads(await self.ws.recv())
+                frame: dict[str, Any] = json.loads(await self.ws.recv())
                 if frame.get("type") == "ping":
                     await self.ws.send(json.dumps({"type": "pong"}))
                 elif frame.get("type") != "ka":
