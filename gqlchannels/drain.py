@@ -32,7 +32,6 @@ from .loops import PerLoop
 
 logger = logging.getLogger("gqlchannels.drain")
 
-SERVICE_RESTART = 1012
 #: Signals a process manager sends to stop a server.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: Seconds the drain waits, after the last close, for teardowns and hooks before it lets the

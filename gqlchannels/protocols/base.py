@@ -1,4 +1,4 @@
-"""What both subprotocols share: close codes, the transport they run on, the per-connection
+"""What both subprotocols share: the transport port they run on, the per-connection
 set of operation tasks, and the state machine skeleton (init timer, ack, operations).
 
 Nothing here imports Channels: a protocol is driven by feeding it decoded messages, and talks
