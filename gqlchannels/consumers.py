@@ -283,6 +283,10 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         if self.socket.is_open:
             await self.socket.send_text(dumps(message), message.get("type"))
 
+    def client_is_behind(self) -> bool:
+        """Whether the server holds unsent bytes for this client (False when it does not say)."""
+        return bool(self.socket.server.buffered_bytes())
+
     async def send(  # type: ignore[override]  # Channels' own override, as its stubs say
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
     ) -> None:

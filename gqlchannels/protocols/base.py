@@ -51,6 +51,10 @@ class Transport(Protocol):
     async def close(self, code: int, reason: str = "") -> None:
         """Close the socket (at most once) and stop the protocol."""
 
+    def client_is_behind(self) -> bool:
+        """Whether the server still holds bytes for the client that its socket has not taken
+        (the client is not reading, or not yet)."""
+
     async def authorize(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         """Run ``on_connect``; return the ack payload or raise ConnectionRejected."""
 
