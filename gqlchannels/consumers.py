@@ -71,7 +71,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     def __init__(self, schema: Any = None, **options: Any):
         super().__init__()
-        conf.check_options(options)
+        # The options were checked once, by as_asgi: this runs for every connection.
         self._schema_source = schema if schema is not None else self.schema
         self._options = options
         self.protocol: BaseProtocol | None = None

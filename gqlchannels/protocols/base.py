@@ -243,9 +243,15 @@ class BaseProtocol(ABC):
 
     async def stop(self) -> int:
         """Halt, then wait (bounded by ``disconnect_timeout``) until every operation's
-        ``finally`` has run. Idempotent; returns how many were still running at the deadline."""
+        ``finally`` has run and every timer has ended, so nothing of the connection outlives
+        it (a cancelled timer's frame would keep the whole connection alive until it wakes).
+        Idempotent; returns how many operations were still running at the deadline."""
         self.halt()
-        return await self.operations.wait_all(self.options.disconnect_timeout)
+        timers = [task for task in self._background if task is not asyncio.current_task()]
+        unfinished = await self.operations.wait_all(self.options.disconnect_timeout)
+        if timers:
+            await asyncio.wait(timers, timeout=self.options.disconnect_timeout)
+        return unfinished
 
     # -- connection_init ----------------------------------------------------------------
 
