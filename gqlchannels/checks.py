@@ -30,6 +30,7 @@ def register() -> None:
     checks.register(check_tracking, checks.Tags.compatibility)
     checks.register(check_validation_rules, checks.Tags.compatibility)
     checks.register(check_ignored_protections, checks.Tags.security)
+    checks.register(check_playground, checks.Tags.security)
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -270,6 +271,27 @@ def check_debug_errors_deployed(
                 "messages and stack traces are sent to clients.",
                 hint="Leave DEBUG_ERRORS unset (it follows DEBUG) in production.",
                 id="gqlchannels.W007",
+            )
+        ]
+    return []
+
+
+def check_playground(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E020: ``GQLCHANNELS['PLAYGROUND']`` is None, True or False.
+
+    Any other value (``"false"``, ``0``) would leave it unclear who sees the page; the view
+    shows it to nobody then, and this check says why.
+    """
+    if not isinstance(conf.user_settings(), dict):
+        return []
+    value = conf.get("PLAYGROUND")
+    if value is not None and not isinstance(value, bool):
+        return [
+            checks.Error(
+                "GQLCHANNELS['PLAYGROUND'] must be None, True or False.",
+                hint="None: the page is shown with DEBUG on, else to active staff only; "
+                "True: to everyone; False: to nobody.",
+                id="gqlchannels.E020",
             )
         ]
     return []

@@ -312,6 +312,15 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="Show unexpected resolver errors' messages to clients; None follows DEBUG.",
     ),
     Setting(
+        "PLAYGROUND",
+        None,
+        Kind.BOOLEAN,
+        _U,
+        optional=True,
+        meaning="Who gets the playground page on GET of the GraphQL route: None, everyone "
+        "with DEBUG on, else active staff only; True everyone; False nobody (404).",
+    ),
+    Setting(
         "TRACKING",
         True,
         Kind.BOOLEAN,
