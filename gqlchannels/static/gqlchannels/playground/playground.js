@@ -44,6 +44,9 @@ const CLOSE_CODES = {
 // The operation in progress ({operation, protocol}), or null.
 let running = null;
 
+// Longest JSON shown on one line.
+const COMPACT_JSON_LENGTH = 100;
+
 function defaultEndpoint() {
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${window.location.host}${window.location.pathname}`;
@@ -71,11 +74,17 @@ function append(kind, label, body, failed = false) {
   item.append(time, name);
   if (body !== undefined) {
     const text = document.createElement("pre");
-    text.textContent = typeof body === "string" ? body : JSON.stringify(body, null, 2);
+    text.textContent = typeof body === "string" ? body : asJson(body);
     item.append(text);
   }
   list.append(item);
-  item.scrollIntoView({ block: "nearest" });
+  list.scrollTop = list.scrollHeight;
+}
+
+// `value` as JSON: on one line when that is short, so a stream of small events reads as one.
+function asJson(value) {
+  const line = JSON.stringify(value);
+  return line.length <= COMPACT_JSON_LENGTH ? line : JSON.stringify(value, null, 2);
 }
 
 // The JSON object in `field`, null when it is blank; throws a message naming `what`.
