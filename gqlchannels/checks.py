@@ -31,6 +31,7 @@ def register() -> None:
     checks.register(check_validation_rules, checks.Tags.compatibility)
     checks.register(check_ignored_protections, checks.Tags.security)
     checks.register(check_playground, checks.Tags.security)
+    checks.register(check_end_sessions, checks.Tags.security)
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -295,3 +296,13 @@ def check_playground(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
             )
         ]
     return []
+
+
+def check_end_sessions(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E021: ``END_SESSIONS`` is a boolean (it decides at start-up whether logouts close
+    connections, so a typo must not silently turn that off or on)."""
+    if not isinstance(conf.user_settings(), dict) or isinstance(conf.get("END_SESSIONS"), bool):
+        return []
+    return [
+        checks.Error("GQLCHANNELS['END_SESSIONS'] must be True or False.", id="gqlchannels.E021")
+    ]

@@ -321,6 +321,14 @@ SETTINGS: tuple[Setting, ...] = (
         "with DEBUG on, else active staff only; True everyone; False nobody (404).",
     ),
     Setting(
+        "END_SESSIONS",
+        True,
+        Kind.BOOLEAN,
+        _U,
+        meaning="Close a user's connections in every process when they log out, are "
+        "deactivated or deleted, or their Django session is deleted (read at start-up).",
+    ),
+    Setting(
         "TRACKING",
         True,
         Kind.BOOLEAN,

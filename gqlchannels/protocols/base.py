@@ -185,6 +185,7 @@ class BaseProtocol(ABC):
         self.connection_params: dict[str, Any] = {}
         self._acknowledged = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
+        self._expiry: asyncio.Task[None] | None = None
 
     # -- lifecycle, driven by the transport -------------------------------------------------
 
@@ -233,6 +234,22 @@ class BaseProtocol(ABC):
     async def internal_error(self) -> None:
         """Close 4500 after a fault of the server's own (legacy first says so in a frame)."""
         await self.transport.close(CloseCode.INTERNAL_SERVER_ERROR, MASKED_MESSAGE)
+
+    async def end_session(self, reason: str) -> None:
+        """The connection's credentials ended (logout, expiry): refused as a rejected
+        ``connection_init`` is, 4403 (legacy ``connection_error`` first), so a client that
+        reconnects must bring fresh credentials."""
+        await self._reject(reason)
+
+    def end_session_in(self, seconds: float) -> None:
+        """End the session ``seconds`` from now (a token's expiry); a later call replaces it."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = self._spawn(self._end_session_after(seconds))
+
+    async def _end_session_after(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+        await self.end_session("Credentials expired")
 
     def halt(self) -> None:
         """Cancel timers and every operation without waiting (the socket is closing)."""
