@@ -1,8 +1,9 @@
 """Settings of the demo project: a small chat served over GraphQL WebSockets.
 
 Embedded defaults (SQLite, in-memory channel layer) need no services. ``REDIS_URL`` switches
-the channel layer to channels-redis. Safe on a network by default: the secret key comes from
-``DJANGO_SECRET_KEY`` or is generated on first run into an ignored file
+the channel layer to channels-redis (``REDIS_URLS``, comma-separated, to several Redis servers;
+``GQLCHANNELS_REDIS_LAYER=pubsub`` to its pub/sub layer). Safe on a network by default: the
+secret key comes from ``DJANGO_SECRET_KEY`` or is generated on first run into an ignored file
 (``DJANGO_SECRET_KEY_FILE``, by default ``.demo-secret-key`` in the checkout), and debugging
 is on only with ``DJANGO_DEBUG=1``.
 """
@@ -68,18 +69,36 @@ DATABASES = {
     }
 }
 
-if os.environ.get("REDIS_URL"):
+#: Redis servers of the channel layer: ``REDIS_URLS`` (comma-separated: channels-redis shards
+#: over them) or ``REDIS_URL``; none, the in-memory layer.
+REDIS_URLS = [
+    url.strip()
+    for url in (os.environ.get("REDIS_URLS") or os.environ.get("REDIS_URL") or "").split(",")
+    if url.strip()
+]
+# A socket timeout above channels-redis' 5 s blocking read (gqlchannels.W002).
+_hosts = [{"address": url, "socket_timeout": 10} for url in REDIS_URLS]
+# Keys (and pub/sub channels) are named "<prefix>..."; a prefix of their own keeps projects
+# (and test runs) sharing one Redis apart.
+_prefix = os.environ.get("GQLCHANNELS_REDIS_PREFIX", "asgi")
+
+if REDIS_URLS and os.environ.get("GQLCHANNELS_REDIS_LAYER") == "pubsub":
+    # Redis pub/sub: no capacity, expiry or group_expiry to set (it keeps nothing in Redis).
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": _hosts, "prefix": _prefix},
+        }
+    }
+elif REDIS_URLS:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # A socket timeout above channels-redis' 5 s blocking read (gqlchannels.W002).
-                "hosts": [{"address": os.environ["REDIS_URL"], "socket_timeout": 10}],
+                "hosts": _hosts,
                 "capacity": 1000,
                 "group_expiry": int(os.environ.get("GQLCHANNELS_GROUP_EXPIRY", "86400")),
-                # Keys are named "<prefix>:..."; a prefix of their own keeps projects (and test
-                # runs) sharing one Redis apart.
-                "prefix": os.environ.get("GQLCHANNELS_REDIS_PREFIX", "asgi"),
+                "prefix": _prefix,
             },
         }
     }
@@ -87,6 +106,7 @@ else:
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
     }
+del _hosts, _prefix
 
 GQLCHANNELS: dict[str, Any] = {
     "SCHEMA": "demo_project.chat.schema.schema",

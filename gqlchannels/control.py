@@ -28,6 +28,7 @@ from .layer import (
     PROBE_REPLY_TYPE,
     PROBE_TYPE,
     channel_layer,
+    new_channel,
     run_from_sync,
 )
 from .loops import PerLoop
@@ -185,8 +186,7 @@ async def probe(hub_channels: Iterable[str], timeout: float = 5.0) -> dict[str, 
     """Ask each hub which connections it holds; return the answers that came within
     ``timeout`` (a hub that did not answer, e.g. of a crashed process, is missing)."""
     layer = channel_layer()
-    # types-channels lacks new_channel's prefix argument.
-    reply_to = await layer.new_channel(prefix="gqlchannels.probe.")  # type: ignore[call-arg]
+    reply_to = await new_channel(layer, "gqlchannels.probe.")
     token = uuid.uuid4().hex
     pending = set(hub_channels)
     for hub_channel in pending:

@@ -84,6 +84,10 @@ class Hub:
     ``group_expiry``, and everything after a restart without persistence) and, once the layer
     has failed, until it takes the memberships again. Every layer call goes through
     ``faults`` (``gqlchannels.faults``): one retry policy, one backoff, one log of outages.
+
+    The channel lives as long as those tasks: when the hub goes idle it is forgotten, and the
+    next use makes a new one. channels-redis' pub/sub layer drops a channel whose receive was
+    cancelled (and refuses ``group_add`` to it), so a channel must not outlive its receive.
     """
 
     def __init__(self, layer: BaseChannelLayer):
@@ -95,6 +99,7 @@ class Hub:
         #: Groups joined for this channel's handlers (the control group) while it is held.
         self._joined: set[str] = set()
         self._membership = asyncio.Lock()
+        self._naming = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._rejoin_now = asyncio.Event()
@@ -109,13 +114,11 @@ class Hub:
         return list(self._listeners)
 
     async def channel(self) -> str:
-        """This process's channel name (made on first use)."""
-        if self.channel_name is None:
-            # types-channels lacks new_channel's prefix argument.
-            name = await self.layer.new_channel(prefix="gqlchannels.hub.")  # type: ignore[call-arg]
+        """This process's channel name (made on first use, and again after the hub was idle)."""
+        async with self._naming:
             if self.channel_name is None:
-                self.channel_name = name
-        return self.channel_name
+                self.channel_name = await layer.new_channel(self.layer, "gqlchannels.hub.")
+            return self.channel_name
 
     # -- other subsystems on this channel ------------------------------------------------------
 
@@ -168,9 +171,10 @@ class Hub:
         """Register a listener on ``groups``, joining each group this process is not yet in;
         raise LayerUnavailable when the layer does not take a join."""
         listener = Listener(groups, size)
+        self._run()
         channel = await self.channel()
         async with self._membership:
-            self._run()
+            self._run()  # the hub may have gone idle while the channel was made
             try:
                 for group in groups:
                     if group not in self._listeners:
@@ -179,7 +183,7 @@ class Hub:
                     self._listeners[group].add(listener)
                 _raise_swallowed_cancellation()
             except BaseException as exc:
-                await self._leave_unused(self._unregister(listener))
+                await self._leave_unused(self._unregister(listener), channel)
                 if isinstance(exc, Exception):
                     logger.debug("Refused a subscription to %s: %r", groups, exc)
                     raise LayerUnavailable() from exc
@@ -194,9 +198,10 @@ class Hub:
         disconnect right after ``complete``) must not abandon it half-way.
         """
         emptied = self._unregister(listener)
+        channel = self.channel_name  # the hub may go idle now and forget it
         self._stop_when_idle()
-        if emptied:
-            await asyncio.shield(self.spawn(self._leave_when_unused(emptied)))
+        if emptied and channel is not None:
+            await asyncio.shield(self.spawn(self._leave_when_unused(emptied, channel)))
 
     def _unregister(self, listener: Listener) -> list[str]:
         """Take ``listener`` off its groups; return the groups no local listener is left in."""
@@ -211,19 +216,21 @@ class Hub:
                 emptied.append(group)
         return emptied
 
-    async def _leave_when_unused(self, groups: list[str]) -> None:
+    async def _leave_when_unused(self, groups: list[str], channel: str) -> None:
         async with self._membership:
-            await self._leave_unused(groups)
+            await self._leave_unused(groups, channel)
 
-    async def _leave_unused(self, groups: list[str]) -> None:
-        """Leave each of ``groups`` that nobody re-joined meanwhile (the lock is held)."""
+    async def _leave_unused(self, groups: list[str], channel: str) -> None:
+        """Take ``channel`` out of each of ``groups`` that nobody re-joined on it meanwhile
+        (the lock is held)."""
         for group in groups:
-            if group not in self._listeners and group not in self._joined:
-                await self._leave(group)
+            rejoined = group in self._listeners or group in self._joined
+            if not rejoined or channel != self.channel_name:
+                await self._leave(group, channel)
 
-    async def _leave(self, group: str) -> None:
+    async def _leave(self, group: str, channel: str) -> None:
         try:
-            await self.faults.call(self.layer, "group_discard", group, self.channel_name)
+            await self.faults.call(self.layer, "group_discard", group, channel)
         except Exception:  # the membership expires on its own; faults has logged the outage
             pass
 
@@ -242,9 +249,10 @@ class Hub:
             for task in self._tasks:
                 task.cancel()
             self._tasks = []
-            if self._joined:
-                self.spawn(self._leave_when_unused(list(self._joined)))
-                self._joined.clear()
+            channel, self.channel_name = self.channel_name, None
+            if self._joined and channel is not None:
+                self.spawn(self._leave_when_unused(list(self._joined), channel))
+            self._joined.clear()
 
     async def _receive(self) -> None:
         channel = await self.channel()
@@ -257,9 +265,10 @@ class Hub:
             self._dispatch(message)
 
     async def _maintain_membership(self) -> None:
-        interval = min(
-            conf.get("GROUP_REJOIN_INTERVAL"), getattr(self.layer, "group_expiry", 86400) / 3
-        )
+        interval = conf.get("GROUP_REJOIN_INTERVAL")
+        expiry = layer.group_expiry(self.layer)
+        if expiry is not None:  # re-join well before the layer forgets a membership
+            interval = min(interval, expiry / 3)
         while True:
             try:
                 async with asyncio.timeout(interval):

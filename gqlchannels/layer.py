@@ -8,6 +8,7 @@ every call they make goes through the one fault policy of ``gqlchannels.faults``
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,6 +47,39 @@ def channel_layer() -> BaseChannelLayer:
     if layer is None:
         raise LayerMissing(f"No channel layer {alias!r}: configure CHANNEL_LAYERS")
     return layer
+
+
+async def new_channel(layer: BaseChannelLayer, prefix: str) -> str:
+    """A new process-specific channel of ``layer`` that messages sent to it reach.
+
+    channels-redis' ``RedisChannelLayer`` sharded over several hosts receives such a channel
+    (``prefix.<client>!<random>``) on the host its non-local part (up to the ``!``) hashes
+    to, but ``send`` writes to the host its full name hashes to (channels_redis PR 220, still
+    open in 4.3), so a direct message (the admin's disconnect, a probe, a probe's reply)
+    reaches it only when both agree. Names are drawn until they do: about as many draws as
+    there are hosts, made without I/O. Other layers take the first name.
+    """
+    while True:
+        # types-channels lacks new_channel's prefix argument.
+        name: str = await layer.new_channel(prefix=prefix)  # type: ignore[call-arg]
+        if _sends_reach(layer, name):
+            return name
+
+
+def _sends_reach(layer: Any, name: str) -> bool:
+    """Whether ``send(name, ...)`` writes where ``receive(name)`` reads (see ``new_channel``)."""
+    # getattr_static: the pub/sub layer answers any other attribute through its loop's layer.
+    ring_size = inspect.getattr_static(layer, "ring_size", 1)
+    if not isinstance(ring_size, int) or ring_size <= 1 or "!" not in name:
+        return True
+    return bool(layer.consistent_hash(name) == layer.consistent_hash(layer.non_local_name(name)))
+
+
+def group_expiry(layer: BaseChannelLayer) -> float | None:
+    """Seconds a group membership lives on ``layer`` unless renewed; None when memberships
+    never lapse (channels-redis' pub/sub layer keeps them in the process, not in Redis)."""
+    expiry = inspect.getattr_static(layer, "group_expiry", None)
+    return float(expiry) if isinstance(expiry, int | float) else None
 
 
 #: The event loops that serve WebSockets in this process (each marks itself with ``serving``).

@@ -190,6 +190,15 @@ def test_redis_host_without_a_socket_timeout_above_five_seconds_is_w002(hosts):
         assert ids(checks.check_redis_socket_timeout()) == ["gqlchannels.W002"]
 
 
+def test_pubsub_layer_host_without_a_socket_timeout_passes():
+    # The pub/sub layer never blocks on a read: redis-py 8's 5 s timeout cuts nothing.
+    hosts = ["redis://127.0.0.1:6379"]
+    backend = "channels_redis.pubsub.RedisPubSubChannelLayer"
+    layers = {"default": {"BACKEND": backend, "CONFIG": {"hosts": hosts}}}
+    with override_settings(CHANNEL_LAYERS=layers):
+        assert checks.check_redis_socket_timeout() == []
+
+
 def test_redis_host_with_a_longer_socket_timeout_passes():
     hosts = [{"address": "redis://127.0.0.1:6379", "socket_timeout": 10}]
     layers = {"default": {"BACKEND": REDIS, "CONFIG": {"hosts": hosts}}}

@@ -91,3 +91,34 @@ def test_debug_is_on_when_asked_for(monkeypatch, tmp_path):
         monkeypatch, DJANGO_SECRET_KEY_FILE=str(tmp_path / "key"), DJANGO_DEBUG="1"
     )
     assert settings["DEBUG"] is True
+
+
+def test_without_redis_the_demo_uses_the_in_memory_layer(monkeypatch, tmp_path):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("REDIS_URLS", raising=False)
+    layers = demo_settings(monkeypatch, DJANGO_SECRET_KEY_FILE=str(tmp_path / "key"))[
+        "CHANNEL_LAYERS"
+    ]
+    assert layers["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+
+
+def test_redis_urls_shards_the_demo_layer_over_every_server_listed(monkeypatch, tmp_path):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    layers = demo_settings(
+        monkeypatch,
+        DJANGO_SECRET_KEY_FILE=str(tmp_path / "key"),
+        REDIS_URLS="redis://127.0.0.1:7001/0, redis://127.0.0.1:7002/0",
+    )["CHANNEL_LAYERS"]
+    assert layers["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    hosts = [host["address"] for host in layers["default"]["CONFIG"]["hosts"]]
+    assert hosts == ["redis://127.0.0.1:7001/0", "redis://127.0.0.1:7002/0"]
+
+
+def test_the_pubsub_switch_gives_the_demo_channels_redis_pubsub_layer(monkeypatch, tmp_path):
+    layers = demo_settings(
+        monkeypatch,
+        DJANGO_SECRET_KEY_FILE=str(tmp_path / "key"),
+        REDIS_URL="redis://127.0.0.1:7001/0",
+        GQLCHANNELS_REDIS_LAYER="pubsub",
+    )["CHANNEL_LAYERS"]
+    assert layers["default"]["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
