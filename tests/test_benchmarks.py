@@ -21,6 +21,9 @@ from benchmarks.compare import SCENARIOS, TINY, compare, render, render_targets
 from benchmarks.hostile import TINY as HOSTILE_TINY
 from benchmarks.hostile import hostile
 from benchmarks.hostile import render as render_hostile
+from benchmarks.scale import TINY as SCALE_TINY
+from benchmarks.scale import render as render_scale
+from benchmarks.scale import scale
 
 pytestmark = pytest.mark.e2e
 
@@ -107,3 +110,22 @@ def test_a_tiny_hostile_run_measures_each_attack_and_closes_the_stalled_reader(
     assert re.fullmatch(r"(\d+ closed 440[01](, )?)+", malformed["attacker"]), malformed
     table = render_hostile(results)
     assert all(name in table for name in HOSTILE_TINY.attacks)
+
+
+def test_a_tiny_scale_run_measures_idle_cost_fan_out_and_the_witness(tmp_path: Path) -> None:
+    results = asyncio.run(scale(SCALE_TINY, say=lambda line: None, directory=tmp_path))
+
+    assert results["idle"]["live_after_close"] == 0
+    assert results["idle"]["rss_connections"] > 0
+    for name, subscribers in (
+        ("fanout_baseline", SCALE_TINY.baseline),
+        ("fanout_full", SCALE_TINY.connections),
+    ):
+        fan_out = results[name]
+        assert fan_out["expected"] == subscribers * SCALE_TINY.events
+        assert fan_out["received"] == fan_out["expected"], fan_out
+        defects = ("lost", "late", "duplicates", "reordered", "unexpected", "errors")
+        assert {key: fan_out[key] for key in defects} == dict.fromkeys(defects, 0), fan_out
+    witness = results["witness"]
+    assert witness["latency_ms"]["missed"] == 0 and witness["latency_ms"]["events"] > 0, witness
+    assert "witness with" in render_scale(results)

@@ -1,0 +1,197 @@
+"""10,000 subscribers on one process: what each costs idle, and what they do to fan-out and to
+another subscriber's latency (issue 14, item 4).
+
+One gqlchannels daphne on the in-memory layer; the clients spread over several load
+generator processes (``loadgen.py``). Four measurements, each on a server cleared of the
+previous one's clients:
+
+- **idle**: RSS per acknowledged connection and per subscription (server RSS delta / count,
+  after a warm-up of 50 of each), at the full size;
+- **fan-out** at the baseline size (1,000) and at the full size (10,000): one topic, the same
+  events published as fast as the server takes them; deliveries/s, deliveries per server
+  CPU-second, end-to-end latency, and loss, duplicates and reordering (all must be 0);
+- **witness**: one more subscriber, fed 20 events/s on a topic of its own, while the full
+  number of idle connections is held (keepalive pings included); its latency p50/p99/max.
+
+``python -m benchmarks.scale`` (``--tiny`` for the suite's sizes). Prints a table, writes
+``benchmarks/results/scale-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import hostile
+from benchmarks.client import TRANSPORT_WS, GraphQLClient
+from benchmarks.compare import RESULTS, environment, write
+from benchmarks.harness import Server, publisher_for
+from benchmarks.loadgen import WorkerPool
+from benchmarks.scenarios import Target, close_clients, fan_out, idle, open_clients
+
+#: File descriptors each process may need: a socket per connection, plus the process's own.
+FD_MARGIN = 1024
+
+
+@dataclass(frozen=True)
+class ScalePlan:
+    """The sizes of one run."""
+
+    name: str
+    #: Connections (and subscriptions) held by the one server at full size.
+    connections: int
+    #: The fan-out size the full size is compared with.
+    baseline: int
+    #: Events published in each fan-out, as fast as possible.
+    events: int
+    #: Load generator processes.
+    workers: int
+    #: Handshakes in flight at once.
+    concurrency: int
+    #: Seconds the witness is fed while the idle connections are held.
+    witness_seconds: float
+    #: Seconds a fan-out may take to deliver everything.
+    fan_timeout: float
+
+
+FULL = ScalePlan("full", 10_000, 1_000, 20, 4, 50, 15.0, 300.0)
+TINY = ScalePlan("tiny", 40, 10, 5, 2, 10, 1.0, 30.0)
+#: How the witness is fed (the hostile benchmark's witness, at its rate).
+WITNESS = dataclasses.replace(hostile.TINY, witness_rate=20.0)
+
+
+def raise_open_files_limit(needed: int) -> int:
+    """Raise this process's soft limit on open files to cover ``needed`` (up to the hard
+    limit); the server and the load generators are its children and inherit it. The limit
+    now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = needed + FD_MARGIN
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
+
+
+async def witness_among_idle(target: Target, plan: ScalePlan) -> dict[str, Any]:
+    """The witness's latency while ``plan.connections`` idle connections are held."""
+    await open_clients(target, plan.connections)
+    try:
+        async with hostile.Witness(target.server, WITNESS) as witness:
+            await hostile.settle_witness(witness, 30.0)
+            seqs, failed = await witness.feed(plan.witness_seconds)
+            await witness.timeline.wait_for(seqs, 30.0)
+            return {
+                "idle_connections": plan.connections,
+                "latency_ms": witness.timeline.window(seqs),
+                "feed_failed": failed,
+            }
+    finally:
+        await close_clients(target)
+
+
+async def scale(
+    plan: ScalePlan, say: Callable[[str], None] = print, directory: Path = RESULTS
+) -> dict[str, Any]:
+    """Run every measurement of ``plan`` against one fresh server; the results."""
+    limit = raise_open_files_limit(plan.connections)
+    began = time.monotonic()
+    results: dict[str, Any] = {
+        "stamp": time.strftime("%Y%m%d-%H%M%S"),
+        "plan": dataclasses.asdict(plan),
+        "environment": environment(),
+        "open_files_limit": limit,
+    }
+    with Server("gqlchannels", "memory", directory / "logs") as server:
+        async with publisher_for(server) as publisher, WorkerPool(plan.workers) as pool:
+            control = GraphQLClient(server.url, TRANSPORT_WS)
+            await control.open()
+            target = Target(server, publisher, pool, control, TRANSPORT_WS, plan.concurrency)
+            steps: list[tuple[str, Callable[[], Any]]] = [
+                ("idle", lambda: idle(target, plan.connections)),
+                (
+                    "fanout_baseline",
+                    lambda: fan_out(target, plan.baseline, plan.events, None, plan.fan_timeout),
+                ),
+                (
+                    "fanout_full",
+                    lambda: fan_out(target, plan.connections, plan.events, None, plan.fan_timeout),
+                ),
+                ("witness", lambda: witness_among_idle(target, plan)),
+            ]
+            for name, step in steps:
+                await target.rebase()
+                results[name] = await step()
+                say(f"  {name} done after {time.monotonic() - began:.0f}s")
+            await control.close()
+        results["server_log_tail"] = server.output()[-3000:]
+    results["seconds"] = time.monotonic() - began
+    return results
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def render(results: dict[str, Any]) -> str:
+    """The table of one run."""
+    plan = results["plan"]
+    idle_run, small, full = results["idle"], results["fanout_baseline"], results["fanout_full"]
+    witness = results["witness"]["latency_ms"]
+    rows = [
+        ("idle KB per connection", _number(idle_run["per_connection_bytes"] / 1024, 1)),
+        ("idle KB per subscription", _number(idle_run["per_subscription_bytes"] / 1024, 1)),
+    ]
+    for label, run in ((f"{plan['baseline']:,}", small), (f"{plan['connections']:,}", full)):
+        latency = run["latency_ms"]
+        defects = sum(run[key] for key in ("lost", "late", "duplicates", "reordered", "errors"))
+        rows += [
+            (f"fan-out {label}: deliveries/s", _number(run["deliveries_per_s"])),
+            (f"fan-out {label}: deliveries/CPU-s", _number(run["deliveries_per_cpu_s"])),
+            (
+                f"fan-out {label}: latency p50/p99 ms",
+                f"{_number(latency['p50'])} / {_number(latency['p99'])}",
+            ),
+            (f"fan-out {label}: lost+late+dup+reordered+errors", str(defects)),
+        ]
+    rows += [
+        (
+            f"witness with {plan['connections']:,} idle: p50/p99/max ms",
+            f"{_number(witness['p50'])} / {_number(witness['p99'])} / {_number(witness['max'])}",
+        ),
+        ("witness events missed", f"{witness['missed']} of {witness['events']}"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, run once, print the table, write the JSON."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.scale", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--tiny", action="store_true", help="the test suite's sizes")
+    parser.add_argument("--connections", type=int, help="override the full size")
+    parser.add_argument("--workers", type=int, help="load generator processes")
+    args = parser.parse_args(argv)
+    plan = TINY if args.tiny else FULL
+    if args.connections is not None:
+        plan = dataclasses.replace(plan, connections=args.connections)
+    if args.workers is not None:
+        plan = dataclasses.replace(plan, workers=args.workers)
+    results = asyncio.run(scale(plan))
+    print(render(results))
+    path = write(results, RESULTS / f"scale-{results['stamp']}.json")
+    print(f"\n{plan.name} run: {results['seconds'] / 60:.1f} min; results in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
