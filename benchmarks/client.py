@@ -9,6 +9,7 @@ control (gqlchannels' ``SEND_WINDOW``) see a client that keeps reading.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import socket
 import struct
@@ -193,8 +194,10 @@ class GraphQLClient:
         if self.ws is not None:
             transport = self.ws.transport
             sock = transport.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            # A connection that failed part-way may have closed its socket already (EBADF).
+            with contextlib.suppress(OSError):
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             transport.abort()
         if self._reader is not None:
             self._reader.cancel()

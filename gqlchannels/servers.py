@@ -32,6 +32,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+try:  # Daphne's WebSocket library
+    from autobahn.exception import Disconnected as _DaphneDisconnected
+except ImportError:  # pragma: no cover - served without Daphne
+    _DaphneDisconnected = ConnectionError  # type: ignore[assignment,misc]
+
 logger = logging.getLogger("gqlchannels.servers")
 
 #: The ASGI ``send`` callable (any message type).
@@ -57,8 +62,17 @@ class ServerSocket:
         self._reading_paused = False
 
     async def send_text(self, text: str) -> None:
-        """Send one text frame (the server may raise OSError when the client is gone)."""
-        await self.send({"type": "websocket.send", "text": text})
+        """Send one text frame; ConnectionError (an OSError) when the client is gone.
+
+        uvicorn raises an OSError then. Daphne raises autobahn's ``Disconnected`` (a
+        RuntimeError) from the moment it has seen the TCP connection end until the
+        application gets ``websocket.disconnect``, seconds later under load: translated
+        here, so that a keepalive ping in that window is dropped, not an internal error.
+        """
+        try:
+            await self.send({"type": "websocket.send", "text": text})
+        except _DaphneDisconnected as exc:
+            raise ConnectionError(f"the client is gone ({exc})") from exc
 
     async def close(self, code: int, reason: str = "") -> None:
         """Close with ``code``, including codes Daphne would refuse as ``websocket.close``."""

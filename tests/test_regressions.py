@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import pytest
+from autobahn.exception import Disconnected
 from channels.testing import WebsocketCommunicator
 
 from gqlchannels import CloseCode, control
@@ -36,11 +37,21 @@ class ClientDisconnected(OSError):
     """What uvicorn raises from ``send`` once the client has gone."""
 
 
+#: What ``send`` does once the client has vanished, by server: Daphne drops the frame while
+#: it has not seen the TCP connection end, then raises autobahn's ``Disconnected`` until the
+#: application gets ``websocket.disconnect`` (a window of seconds under load); uvicorn raises.
+VANISHED_SENDS = pytest.mark.parametrize(
+    "raises",
+    [None, Disconnected, ClientDisconnected],
+    ids=["daphne-drops", "daphne-raises", "uvicorn-raises"],
+)
+
+
 class RawASGIServer:
     """Drives the consumer the way a server does, with a ``send`` that, once the client has
     vanished, either drops frames silently (Daphne) or raises (uvicorn)."""
 
-    def __init__(self, raises_after_vanish: bool, protocol: str = TRANSPORT):
+    def __init__(self, raises_after_vanish: type[Exception] | None, protocol: str = TRANSPORT):
         self.raises_after_vanish = raises_after_vanish
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -62,8 +73,8 @@ class RawASGIServer:
         if self.vanished:
             self.dropped.append(message)
             self.first_drop.set()
-            if self.raises_after_vanish:
-                raise ClientDisconnected("client is gone")
+            if self.raises_after_vanish is not None:
+                raise self.raises_after_vanish("client is gone")
             return
         await self.outbox.put(message)
 
@@ -76,7 +87,7 @@ class RawASGIServer:
         await self.inbox.put({"type": "websocket.receive", "text": dumps(message)})
 
 
-@pytest.mark.parametrize("raises", [False, True], ids=["daphne-drops", "uvicorn-raises"])
+@VANISHED_SENDS
 async def test_pong_due_after_the_client_vanished_is_dropped_quietly(raises, caplog):
     caplog.set_level(logging.DEBUG)
     server = RawASGIServer(raises_after_vanish=raises)
@@ -93,7 +104,7 @@ async def test_pong_due_after_the_client_vanished_is_dropped_quietly(raises, cap
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-@pytest.mark.parametrize("raises", [False, True], ids=["daphne-drops", "uvicorn-raises"])
+@VANISHED_SENDS
 async def test_stream_frames_after_the_client_vanished_do_not_raise(raises, caplog, fresh_probe):
     server = RawASGIServer(raises_after_vanish=raises)
     await server.inbox.put({"type": "websocket.connect"})
@@ -186,7 +197,7 @@ async def test_server_close_stops_operations_at_once(protocol, fresh_probe):
 async def test_close_codes_reach_the_server_as_plain_ints():
     """Daphne hands the code to autobahn, which refuses anything but an exact int (an IntEnum
     member included) and then sends no close frame at all."""
-    server = RawASGIServer(raises_after_vanish=False)
+    server = RawASGIServer(raises_after_vanish=None)
     await server.inbox.put({"type": "websocket.connect"})
     await server.frame()
     await server.inbox.put({"type": "websocket.receive", "text": "not json"})
