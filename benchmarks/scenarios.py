@@ -12,7 +12,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.client import GraphQLClient
@@ -67,6 +67,10 @@ class Target:
     #: ``liveSubscriptions`` when the scenario began: what it must come back to. Counting
     #: from here keeps one leaked subscription from failing every later scenario too.
     baseline: int = 0
+    #: Rounds of opening in which connections that failed are tried again (1: none retried).
+    open_attempts: int = 1
+    #: Connections that failed to open and were retried, with the first few reasons.
+    open_failures: list[str] = field(default_factory=list)
 
     async def rebase(self) -> None:
         """Take the server's current count of live subscriptions as the baseline."""
@@ -118,12 +122,22 @@ async def wait_live(
 
 
 async def open_clients(target: Target, count: int) -> list[dict[str, Any]]:
-    """Open ``count`` connections across the workers; fail if any did not open."""
-    answers = await target.pool.open(target.server.url, target.protocol, count, target.concurrency)
-    opened = sum(answer["opened"] for answer in answers)
-    if opened != count:
-        failures = [failure for answer in answers for failure in answer["failures"]]
-        raise ScenarioFailed(f"{count - opened} of {count} connections failed: {failures[:3]}")
+    """Open ``count`` connections across the workers, trying those that failed again for up
+    to ``target.open_attempts`` rounds (each failure noted); fail if some never opened."""
+    answers: list[dict[str, Any]] = []
+    missing = count
+    for attempt in range(1, target.open_attempts + 1):
+        batch = await target.pool.open(
+            target.server.url, target.protocol, missing, target.concurrency
+        )
+        answers += batch
+        missing -= sum(answer["opened"] for answer in batch)
+        failures = [failure for answer in batch for failure in answer["failures"]]
+        if not missing:
+            break
+        if attempt == target.open_attempts:
+            raise ScenarioFailed(f"{missing} of {count} connections failed: {failures[:3]}")
+        target.open_failures += [f"{missing} failed: {failures[:3]}"]
     return answers
 
 
