@@ -1,9 +1,9 @@
 """10,000 subscribers on one process: what each costs idle, and what they do to fan-out and to
 another subscriber's latency (issue 14, item 4).
 
-One gqlchannels daphne on the in-memory layer; the clients spread over several load
-generator processes (``loadgen.py``). Four measurements, each on a server cleared of the
-previous one's clients:
+One gqlchannels daphne on channels-redis (events published by a process of its own); the
+clients spread over several load generator processes (``loadgen.py``). Four measurements,
+each on a server cleared of the previous one's clients:
 
 - **idle**: RSS per acknowledged connection and per subscription (server RSS delta / count,
   after a warm-up of 50 of each), at the full size;
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import resource
 import sys
 import time
@@ -32,8 +33,8 @@ from typing import Any
 
 from benchmarks import hostile
 from benchmarks.client import TRANSPORT_WS, GraphQLClient
-from benchmarks.compare import RESULTS, environment, write
-from benchmarks.harness import Server, publisher_for
+from benchmarks.compare import RESULTS, environment, redis_answers, write
+from benchmarks.harness import DEFAULT_REDIS_URL, Server, publisher_for
 from benchmarks.loadgen import WorkerPool
 from benchmarks.scenarios import Target, close_clients, fan_out, idle, open_clients
 
@@ -62,10 +63,14 @@ class ScalePlan:
     witness_seconds: float
     #: Seconds a fan-out may take to deliver everything.
     fan_timeout: float
+    #: The channel layer: ``redis`` publishes from a process of its own, so a server busy
+    #: delivering to 10,000 subscribers does not also publish late (or time out publishing,
+    #: as ``broadcast`` inside a saturated server does); ``memory`` publishes inside it.
+    layer: str
 
 
-FULL = ScalePlan("full", 10_000, 1_000, 20, 4, 50, 15.0, 300.0)
-TINY = ScalePlan("tiny", 40, 10, 5, 2, 10, 1.0, 30.0)
+FULL = ScalePlan("full", 10_000, 1_000, 20, 4, 50, 15.0, 300.0, "redis")
+TINY = ScalePlan("tiny", 40, 10, 5, 2, 10, 1.0, 30.0, "memory")
 #: How the witness is fed (the hostile benchmark's witness, at its rate).
 WITNESS = dataclasses.replace(hostile.TINY, witness_rate=20.0)
 
@@ -100,7 +105,10 @@ async def witness_among_idle(target: Target, plan: ScalePlan) -> dict[str, Any]:
 
 
 async def scale(
-    plan: ScalePlan, say: Callable[[str], None] = print, directory: Path = RESULTS
+    plan: ScalePlan,
+    say: Callable[[str], None] = print,
+    directory: Path = RESULTS,
+    redis_url: str = DEFAULT_REDIS_URL,
 ) -> dict[str, Any]:
     """Run every measurement of ``plan`` against one fresh server; the results."""
     limit = raise_open_files_limit(plan.connections)
@@ -111,7 +119,7 @@ async def scale(
         "environment": environment(),
         "open_files_limit": limit,
     }
-    with Server("gqlchannels", "memory", directory / "logs") as server:
+    with Server("gqlchannels", plan.layer, directory / "logs", redis_url) as server:
         async with publisher_for(server) as publisher, WorkerPool(plan.workers) as pool:
             control = GraphQLClient(server.url, TRANSPORT_WS)
             await control.open()
@@ -187,13 +195,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="the test suite's sizes")
     parser.add_argument("--connections", type=int, help="override the full size")
     parser.add_argument("--workers", type=int, help="load generator processes")
+    parser.add_argument("--layer", choices=("memory", "redis"), help="override the plan's")
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL))
     args = parser.parse_args(argv)
     plan = TINY if args.tiny else FULL
     if args.connections is not None:
         plan = dataclasses.replace(plan, connections=args.connections)
     if args.workers is not None:
         plan = dataclasses.replace(plan, workers=args.workers)
-    results = asyncio.run(scale(plan))
+    if args.layer is not None:
+        plan = dataclasses.replace(plan, layer=args.layer)
+    if plan.layer == "redis" and (problem := redis_answers(args.redis_url)):
+        parser.error(f"Redis does not answer at {args.redis_url} ({problem}); try --layer memory")
+    results = asyncio.run(scale(plan, redis_url=args.redis_url))
     print(render(results))
     path = write(results, RESULTS / f"scale-{results['stamp']}.json")
     print(f"\n{plan.name} run: {results['seconds'] / 60:.1f} min; results in {path}")
