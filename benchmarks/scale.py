@@ -36,8 +36,10 @@ from benchmarks.client import TRANSPORT_WS, GraphQLClient
 from benchmarks.compare import RESULTS, environment, redis_answers, write
 from benchmarks.harness import DEFAULT_REDIS_URL, Server, publisher_for
 from benchmarks.loadgen import WorkerPool
-from benchmarks.scenarios import Target, close_clients, fan_out, idle, open_clients
+from benchmarks.scenarios import Target, fan_out, idle, open_clients
 
+#: The measurements, in the order they run.
+STEPS = ("idle", "fanout_baseline", "fanout_full", "witness")
 #: Rounds of opening connections (those that failed are tried again).
 OPEN_ATTEMPTS = 3
 #: File descriptors each process may need: a socket per connection, plus the process's own.
@@ -101,7 +103,9 @@ async def witness_among_idle(target: Target, plan: ScalePlan) -> dict[str, Any]:
                 "feed_failed": failed,
             }
     finally:
-        await close_clients(target)
+        # Reset, not closed politely: 10,000 polite closes hold the server's loop for longer
+        # than a query waits, and idle connections have no subscription to wait for.
+        await target.pool.all({"cmd": "abort"})
 
 
 async def scale(
@@ -139,12 +143,20 @@ async def scale(
                 ),
                 ("witness", lambda: witness_among_idle(target, plan)),
             ]
+            results.update({name: {"failed": "not run (the server died)"} for name in STEPS})
             for name, step in steps:
-                await target.rebase()
-                results[name] = await step()
+                try:
+                    await target.rebase()
+                    results[name] = await step()
+                except Exception as exc:  # recorded; the next step runs on a cleared server
+                    results[name] = {"failed": f"{type(exc).__name__}: {exc}"}
+                    if not server.alive():
+                        break
+                    await pool.all({"cmd": "abort"})
                 say(f"  {name} done after {time.monotonic() - began:.0f}s")
             await control.close()
             results["open_failures"] = target.open_failures
+        results["server_log"] = hostile.log_lines(server.output())
         results["server_log_tail"] = server.output()[-3000:]
     results["seconds"] = time.monotonic() - began
     return results
@@ -155,15 +167,22 @@ def _number(value: float | None, digits: int = 0) -> str:
 
 
 def render(results: dict[str, Any]) -> str:
-    """The table of one run."""
+    """The table of one run (a step that failed says why), then what the server logged."""
     plan = results["plan"]
-    idle_run, small, full = results["idle"], results["fanout_baseline"], results["fanout_full"]
-    witness = results["witness"]["latency_ms"]
-    rows = [
-        ("idle KB per connection", _number(idle_run["per_connection_bytes"] / 1024, 1)),
-        ("idle KB per subscription", _number(idle_run["per_subscription_bytes"] / 1024, 1)),
-    ]
-    for label, run in ((f"{plan['baseline']:,}", small), (f"{plan['connections']:,}", full)):
+    failed = [(name, results[name]["failed"]) for name in STEPS if "failed" in results[name]]
+    rows = [(f"{name} FAILED", reason[:200]) for name, reason in failed]
+    idle_run = results["idle"]
+    if "failed" not in idle_run:
+        rows += [
+            ("idle KB per connection", _number(idle_run["per_connection_bytes"] / 1024, 1)),
+            ("idle KB per subscription", _number(idle_run["per_subscription_bytes"] / 1024, 1)),
+        ]
+    for label, run in (
+        (f"{plan['baseline']:,}", results["fanout_baseline"]),
+        (f"{plan['connections']:,}", results["fanout_full"]),
+    ):
+        if "failed" in run:
+            continue
         latency = run["latency_ms"]
         defects = sum(run[key] for key in ("lost", "late", "duplicates", "reordered", "errors"))
         rows += [
@@ -175,16 +194,21 @@ def render(results: dict[str, Any]) -> str:
             ),
             (f"fan-out {label}: lost+late+dup+reordered+errors", str(defects)),
         ]
-    rows += [
-        (
-            f"witness with {plan['connections']:,} idle: p50/p99/max ms",
-            f"{_number(witness['p50'])} / {_number(witness['p99'])} / {_number(witness['max'])}",
-        ),
-        ("witness events missed", f"{witness['missed']} of {witness['events']}"),
-        ("handshakes retried", "; ".join(results["open_failures"]) or "none"),
-    ]
+    if "failed" not in results["witness"]:
+        witness = results["witness"]["latency_ms"]
+        rows += [
+            (
+                f"witness with {plan['connections']:,} idle: p50/p99/max ms",
+                f"{_number(witness['p50'])} / {_number(witness['p99'])} / "
+                f"{_number(witness['max'])}",
+            ),
+            ("witness events missed", f"{witness['missed']} of {witness['events']}"),
+        ]
+    rows.append(("handshakes retried", "; ".join(results.get("open_failures", [])) or "none"))
     width = max(len(label) for label, _ in rows)
-    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+    table = "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+    logged = "\n".join(f"  {count:>6}  {line}" for line, count in results["server_log"].items())
+    return f"{table}\n\nserver log, by kind of line:\n{logged or '  (nothing)'}"
 
 
 def main(argv: list[str] | None = None) -> int:
