@@ -26,6 +26,7 @@ _PUBLIC = {
     "OperationRefused": "exceptions",
     "OperationRequest": "execution",
     "inline": "resolvers",
+    "pure": "purity",
 }
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from .context import GraphQLWSContext
     from .exceptions import BroadcastError, ConnectionRejected, OperationRefused
     from .execution import OperationRequest
+    from .purity import pure
     from .resolvers import inline
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "broadcast_sync",
     "inline",
     "listen",
+    "pure",
 ]
 
 
