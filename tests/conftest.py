@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import InMemoryChannelLayer, channel_layers
 
 from tests import schema as test_schema
 
@@ -27,3 +31,15 @@ def database(transactional_db: None) -> None:
 def fresh_hops() -> test_schema.Hops:
     """The database-thread hop counter of the test schema, from zero."""
     return test_schema.hops
+
+
+@pytest.fixture
+def memory_layer() -> Iterator[InMemoryChannelLayer]:
+    """A fresh in-memory layer as the default one for a test, so groups start empty."""
+    fresh = InMemoryChannelLayer()
+    previous = channel_layers.set(DEFAULT_CHANNEL_LAYER, fresh)
+    yield fresh
+    if previous is None:
+        channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
+    else:
+        channel_layers.set(DEFAULT_CHANNEL_LAYER, previous)

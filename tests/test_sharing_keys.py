@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from channels import DEFAULT_CHANNEL_LAYER
-from channels.layers import InMemoryChannelLayer, channel_layers
+from channels.layers import InMemoryChannelLayer
 from graphql import (
     GraphQLArgument,
     GraphQLField,
@@ -99,15 +98,9 @@ def items(field: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def layer() -> Iterator[None]:
+def fresh(memory_layer: InMemoryChannelLayer) -> None:
     """A fresh in-memory layer, and no executions counted yet."""
     executions.clear()
-    previous = channel_layers.set(DEFAULT_CHANNEL_LAYER, InMemoryChannelLayer())
-    yield
-    if previous is None:
-        channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
-    else:
-        channel_layers.set(DEFAULT_CHANNEL_LAYER, previous)
 
 
 class Subscribers:
