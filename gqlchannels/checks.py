@@ -32,6 +32,7 @@ def register() -> None:
     checks.register(check_ignored_protections, checks.Tags.security)
     checks.register(check_playground, checks.Tags.security)
     checks.register(check_end_sessions, checks.Tags.security)
+    checks.register(check_compiled_execution, checks.Tags.compatibility)
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -305,4 +306,17 @@ def check_end_sessions(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
         return []
     return [
         checks.Error("GQLCHANNELS['END_SESSIONS'] must be True or False.", id="gqlchannels.E021")
+    ]
+
+
+def check_compiled_execution(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E026: ``COMPILED_EXECUTION`` is a boolean (``"false"`` would silently mean on)."""
+    if not isinstance(conf.user_settings(), dict):
+        return []
+    if isinstance(conf.get("COMPILED_EXECUTION"), bool):
+        return []
+    return [
+        checks.Error(
+            "GQLCHANNELS['COMPILED_EXECUTION'] must be True or False.", id="gqlchannels.E026"
+        )
     ]

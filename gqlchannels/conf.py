@@ -275,6 +275,15 @@ SETTINGS: tuple[Setting, ...] = (
         "on the loop (for resolvers that never block).",
     ),
     Setting(
+        "COMPILED_EXECUTION",
+        True,
+        Kind.BOOLEAN,
+        _S,
+        meaning="Execute subscription events on closures compiled once per document and "
+        "variables instead of graphql-core's interpreter, where they give the same result "
+        "(gqlchannels.compiled); False: always graphql-core.",
+    ),
+    Setting(
         "SUBSCRIPTION_BUFFER_SIZE",
         1000,
         Kind.POSITIVE_INTEGER,
