@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
+from copy import deepcopy
 from typing import Any
 
 from graphql import (
@@ -61,6 +62,9 @@ from .resolvers import is_marked_inline
 #: Closures made for one plan at most: a selection of fields on interfaces nested in
 #: interfaces multiplies by the possible types at every level.
 MAX_PLAN_FIELDS = 5000
+
+#: Types whose values are never awaitable (what events are made of): no need to ask.
+_PLAIN = frozenset({str, int, float, bool, type(None), dict, list, tuple})
 
 #: A compiled path: ``(prev, key, typename)``, None at the root.
 CompiledPath = tuple[Any, str | int, str | None] | None
@@ -120,11 +124,6 @@ def as_graphql_path(path: CompiledPath) -> Path | None:
     if path is None:
         return None
     return Path(as_graphql_path(path[0]), path[1], path[2])
-
-
-def _no_exception(value: Any) -> None:
-    if isinstance(value, Exception):
-        raise value
 
 
 class _Compiler:
@@ -263,6 +262,9 @@ class _Compiler:
             return None
         self._check_resolver(parent, name, field_def, root)
         args = self._arguments(field_def, nodes[0])
+        # graphql-core coerces arguments afresh per call; coerced once here, a list or an
+        # input object is copied per call, so a resolver changing it changes nothing else.
+        fresh = any(isinstance(arg, list | dict) for arg in args.values())
         return_type = field_def.type
         head = (name, nodes, return_type, parent)
         complete = self.value(return_type, nodes, head)
@@ -283,15 +285,16 @@ class _Compiler:
                 try:
                     value = (
                         source.get(name)
-                        if type(source) is dict or isinstance(source, Mapping)
+                        if source.__class__ is dict or isinstance(source, Mapping)
                         else getattr(source, name, None)
                     )
-                    if callable(value):
-                        value = value(info(path, run), **args)
-                        if is_awaitable(value):
-                            raise NeedsAsync(value, produced=True)
-                    elif is_awaitable(value):
-                        raise NeedsAsync(value, produced=False)
+                    if value.__class__ not in _PLAIN:
+                        if callable(value):
+                            value = value(info(path, run), **(deepcopy(args) if fresh else args))
+                            if is_awaitable(value):
+                                raise NeedsAsync(value, produced=True)
+                        elif is_awaitable(value):
+                            raise NeedsAsync(value, produced=False)
                     return complete(value, path, path, run)
                 except Exception as raw:
                     failed(raw, path, run)
@@ -302,8 +305,8 @@ class _Compiler:
         def resolved_field(source: Any, parent_path: CompiledPath, run: Run) -> Any:
             path = (parent_path, key, parent_name)
             try:
-                value = resolve(source, info(path, run), **args)
-                if is_awaitable(value):
+                value = resolve(source, info(path, run), **(deepcopy(args) if fresh else args))
+                if value.__class__ not in _PLAIN and is_awaitable(value):
                     raise NeedsAsync(value, produced=True)
                 return complete(value, path, path, run)
             except Exception as raw:
@@ -360,13 +363,16 @@ class _Compiler:
     def _non_null(
         self, inner_type: GraphQLOutputType, nodes: list[FieldNode], head: tuple[Any, ...]
     ) -> Complete:
-        inner = self.value(inner_type, nodes, head)
         message = f"Cannot return null for non-nullable field {head[3]}.{head[0]}."
+        if is_leaf_type(inner_type):
+            return self._leaf(inner_type, message)
+        inner = self.value(inner_type, nodes, head)
 
         def complete_non_null(
             value: Any, path: CompiledPath, info_path: CompiledPath, run: Run
         ) -> Any:
-            _no_exception(value)
+            if isinstance(value, Exception):
+                raise value
             completed = inner(value, path, info_path, run)
             if completed is None:
                 raise TypeError(message)
@@ -382,7 +388,8 @@ class _Compiler:
         not_iterable = f"Expected Iterable, but did not find one for field '{head[3]}.{head[0]}'."
 
         def complete_list(value: Any, path: CompiledPath, info_path: CompiledPath, run: Run) -> Any:
-            _no_exception(value)
+            if isinstance(value, Exception):
+                raise value
             if value is None or value is Undefined:
                 return None
             if is_async_iterable(value):
@@ -392,7 +399,7 @@ class _Compiler:
             completed: list[Any] = []
             for index, entry in enumerate(value):
                 item_path = (path, index, None)
-                if is_awaitable(entry):
+                if entry.__class__ not in _PLAIN and is_awaitable(entry):
                     raise NeedsAsync(entry, produced=False)
                 try:
                     completed.append(item(entry, item_path, info_path, run))
@@ -406,13 +413,18 @@ class _Compiler:
 
         return complete_list
 
-    def _leaf(self, leaf_type: Any) -> Complete:
+    def _leaf(self, leaf_type: Any, non_null: str | None = None) -> Complete:
+        """A leaf's completion; with ``non_null`` (the message) that of a non-null leaf
+        (one closure for both wrappers: null raises where the non-null one would)."""
         coerce = leaf_type.coerce_output_value
         described = graphql_inspect(leaf_type)
 
         def complete_leaf(value: Any, path: CompiledPath, info_path: CompiledPath, run: Run) -> Any:
-            _no_exception(value)
+            if isinstance(value, Exception):
+                raise value
             if value is None or value is Undefined:
+                if non_null is not None:
+                    raise TypeError(non_null)
                 return None
             coerced = coerce(value)
             if coerced is Undefined or coerced is None:
@@ -437,7 +449,8 @@ class _Compiler:
         def complete_object(
             value: Any, path: CompiledPath, info_path: CompiledPath, run: Run
         ) -> Any:
-            _no_exception(value)
+            if isinstance(value, Exception):
+                raise value
             if value is None or value is Undefined:
                 return None
             if is_type_of is not None:
@@ -470,7 +483,8 @@ class _Compiler:
         def complete_abstract(
             value: Any, path: CompiledPath, info_path: CompiledPath, run: Run
         ) -> Any:
-            _no_exception(value)
+            if isinstance(value, Exception):
+                raise value
             if value is None or value is Undefined:
                 return None
             runtime = resolve_type(value, field_info(info_path, run), abstract_type)

@@ -94,8 +94,17 @@ def _greeting(source: Any, info: Any, prefix: str, times: int, color: str) -> st
         f"{info.path.as_list()} of {info.operation.operation.value} for "
         f"{info.context['who']} root {type(info.root_value).__name__} "
         f"vars {sorted(info.variable_values.coerced)} nodes {len(info.field_nodes)} "
-        f"returns {info.return_type} fragments {sorted(info.fragments)}"
+        f"returns {info.return_type} fragments {sorted(info.fragments)} "
+        f"typenames {_typenames(info.path)}"
     )
+
+
+def _typenames(path: Any) -> list[Any]:
+    names = []
+    while path is not None:
+        names.append(path.typename)
+        path = path.prev
+    return names
 
 
 @inline

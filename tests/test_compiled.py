@@ -3,6 +3,7 @@ why, once) where it cannot."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -361,3 +362,20 @@ def test_a_graphql_error_from_a_resolver_keeps_its_message():
     result = compiled(built_for(query, None, True), True)({"person": {}})
     assert [error.message for error in result.errors] == ["strict boom"]
     assert isinstance(result.errors[0], GraphQLError) and result.data == {"person": None}
+
+
+@gqlchannels.inline
+def changing_echo(event: Any, info: Any, **args: Any) -> str:
+    shown = json.dumps(args["list"])
+    args["list"].append("changed")
+    return shown
+
+
+def test_a_resolver_changing_its_list_argument_does_not_change_the_next_calls():
+    # Plans are shared by subscriptions with equal variables: nothing may leak between calls.
+    rebuilt = compiled_schema.build()
+    rebuilt.type_map["Subscription"].fields["echo"].resolve = changing_echo  # type: ignore[attr-defined]
+    built = built_for("subscription { echo(value: 1, list: [1, 2]) }", None, True, rebuilt)
+    plans = CompiledPlans(rebuilt, offload_sync=True)
+    executor = plans.event_executor(built, parse("{ a }"), None, None, fallback_marker)
+    assert [executor({}).data for _ in range(2)] == [{"echo": "[1, 2]"}] * 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from django.test import override_settings
 
@@ -27,4 +29,5 @@ def test_true_and_false_pass_the_compiled_execution_check(value):
 def test_the_compiled_execution_check_is_registered_with_django():
     from django.core.checks.registry import registry
 
-    assert checks.check_compiled_execution in registry.get_checks()
+    registered: list[Callable[..., object]] = list(registry.get_checks())
+    assert checks.check_compiled_execution in registered
