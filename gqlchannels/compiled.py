@@ -13,7 +13,6 @@ order), so formatting and masking stay one path.
 
 A subscription is compiled when (each reason not to is logged at DEBUG once per document):
 
-- graphql-core is 3.3 (its ``Executor.build``: on 3.2 events always go through graphql-core);
 - the document has no ``@defer``/``@stream`` and the operation does not disable error
   propagation; the executor has no middleware but gqlchannels' own, and default field and
   type resolvers;
@@ -50,7 +49,7 @@ from graphql import (
     visit,
 )
 
-from .compiler import Fields, NeedsAsync, Run, Unsupported, compile_subscription
+from .compiler import GRAPHQL_32, Fields, NeedsAsync, Run, Unsupported, compile_subscription
 from .resolvers import BatchedSyncResolvers
 
 logger = logging.getLogger("gqlchannels.compiled")
@@ -103,9 +102,10 @@ class CompiledPlans:
         fallback: ExecuteEvent,
     ) -> ExecuteEvent:
         """How to execute the events of the subscription graphql-core's executor ``built``
-        was built for: compiled when it can be (see the module docstring), else
-        ``fallback`` (graphql-core's per-event execution). ``variables_key`` identifies the
-        subscription's variables (equal variables, equal keys)."""
+        (3.3's ``Executor``, 3.2's ``ExecutionContext``) was built for: compiled when it can
+        be (see the module docstring), else ``fallback`` (graphql-core's per-event
+        execution). ``variables_key`` identifies the subscription's variables (equal
+        variables, equal keys)."""
         entry = self._entry(built, document, operation_name)
         if entry.reason is not None:
             entry.fall_back(built.operation, entry.reason)
@@ -141,7 +141,7 @@ class CompiledPlans:
         try:
             return compile_subscription(
                 self.schema,
-                built.fragment_definitions,
+                _fragments(built),
                 built.operation,
                 built.variable_values,
                 self.offload_sync,
@@ -163,16 +163,16 @@ class CompiledEvents:
         self.fallback = fallback
         self.entry = entry
         self.operation = built.operation
-        self.fragments = built.fragment_definitions
-        # What every info has after the root value, as graphql-core 3.3 builds it.
-        self.tail = (
+        self.fragments = _fragments(built)
+        # What every info has after the root value, as graphql-core builds it.
+        self.tail: tuple[Any, ...] = (
             built.operation,
             built.variable_values,
             built.context_value,
             built.is_awaitable,
-            built.abort_signal,
-            built.async_helpers,
         )
+        if not GRAPHQL_32:
+            self.tail += (built.abort_signal, built.async_helpers)
 
     def __call__(self, event: Any) -> Any:
         plan = self.plan
@@ -189,7 +189,13 @@ class CompiledEvents:
         except GraphQLError as error:  # a non-null root field failed: no data at all
             run.errors.append(error)
             data = None
+        if GRAPHQL_32 and run.errors:  # 3.2 sorts them, as its build_response does
+            run.errors.sort(key=_error_order)
         return ExecutionResult(data, run.errors or None)
+
+
+def _error_order(error: GraphQLError) -> tuple[Any, ...]:
+    return (error.locations or [], error.path or [], error.message)
 
 
 class _DirectiveNames(Visitor):
@@ -204,9 +210,14 @@ class _DirectiveNames(Visitor):
         self.names.add(node.name.value)
 
 
+def _fragments(built: Any) -> dict[str, Any]:
+    """The fragment definitions by name (3.3's ``fragments`` hold more than that)."""
+    return built.fragments if GRAPHQL_32 else built.fragment_definitions  # type: ignore[no-any-return]
+
+
 def _document_reason(built: Any, document: DocumentNode) -> str | None:
     """Why no subscription of ``document`` (as ``built``) is compiled, or None."""
-    if built.abort_signal is not None or built.hooks is not None:
+    if getattr(built, "abort_signal", None) is not None or getattr(built, "hooks", None):
         return "the executor has an abort signal or hooks"
     if built.field_resolver is not default_field_resolver:
         return "the executor has a field resolver of its own"
@@ -217,7 +228,7 @@ def _document_reason(built: Any, document: DocumentNode) -> str | None:
         isinstance(middleware, BatchedSyncResolvers) for middleware in manager.middlewares
     ):
         return "the operation has middleware of its own"
-    if not built.error_propagation:
+    if not getattr(built, "error_propagation", True):
         return "the operation disables error propagation"
     names = _DirectiveNames()
     visit(document, names)

@@ -8,11 +8,12 @@ subscription, so it is done here once, and what is left per event is a tree of c
 read a key (the default resolver) or call a resolver, complete the value, and catch errors
 exactly where graphql-core would.
 
-The closures reproduce graphql-core 3.3's synchronous execution: field collection with
-``@skip``/``@include`` (``_Compiler.collect``), argument coercion (graphql-core's own
-``get_argument_values``, once), value completion through non-null, lists, leaves, abstract
-and object types with the same error messages, errors located with graphql-core's own
-``located_error`` in the same order, and null propagation through non-null. A resolver (or
+The closures reproduce graphql-core's synchronous execution (3.3's; 3.2's messages on 3.2):
+field collection with ``@skip``/``@include`` (``_Compiler.collect``), argument coercion
+(graphql-core's own ``get_argument_values``, once), value completion through non-null,
+lists, leaves, abstract and object types with the same error messages, errors located with
+graphql-core's own ``located_error`` in the same order, and null propagation through
+non-null. A resolver (or
 ``resolve_type``, ``is_type_of``, a list item) that produces an awaitable stops the compiled
 run (``NeedsAsync``): the caller then executes with graphql-core. What the closures cannot
 do at all is refused while compiling (``Unsupported``, with the reason).
@@ -53,11 +54,17 @@ from graphql import (
     is_object_type,
     located_error,
     type_from_ast,
+    version_info,
 )
-from graphql.pyutils import Path, Undefined, is_async_iterable, is_awaitable, is_iterable
+from graphql.pyutils import Path, Undefined, is_awaitable, is_iterable
 from graphql.pyutils import inspect as graphql_inspect
 
 from .resolvers import is_marked_inline
+
+#: graphql-core 3.2 names a few things differently (its messages follow it).
+GRAPHQL_32 = version_info < (3, 3)
+#: The leaf types' output coercion: ``serialize`` until graphql-core 3.3 renamed it.
+_COERCE = "serialize" if GRAPHQL_32 else "coerce_output_value"
 
 #: Closures made for one plan at most: a selection of fields on interfaces nested in
 #: interfaces multiplies by the possible types at every level.
@@ -107,6 +114,11 @@ class Run:
         self.errors: list[GraphQLError] = []
         self.fragments = fragments
         self.tail = tail
+
+
+def _is_async_iterable(value: Any) -> bool:
+    """graphql-core 3.3's test (3.2 has none public): the value has ``__aiter__``."""
+    return hasattr(value, "__aiter__")
 
 
 def as_list(path: CompiledPath) -> list[str | int]:
@@ -392,7 +404,7 @@ class _Compiler:
                 raise value
             if value is None or value is Undefined:
                 return None
-            if is_async_iterable(value):
+            if _is_async_iterable(value):
                 raise NeedsAsync(value, produced=False)
             if not is_iterable(value):
                 raise GraphQLError(not_iterable)
@@ -416,7 +428,7 @@ class _Compiler:
     def _leaf(self, leaf_type: Any, non_null: str | None = None) -> Complete:
         """A leaf's completion; with ``non_null`` (the message) that of a non-null leaf
         (one closure for both wrappers: null raises where the non-null one would)."""
-        coerce = leaf_type.coerce_output_value
+        coerce = getattr(leaf_type, _COERCE)
         described = graphql_inspect(leaf_type)
 
         def complete_leaf(value: Any, path: CompiledPath, info_path: CompiledPath, run: Run) -> Any:
@@ -429,7 +441,7 @@ class _Compiler:
             coerced = coerce(value)
             if coerced is Undefined or coerced is None:
                 raise TypeError(
-                    f"Expected `{described}.coerce_output_value({graphql_inspect(value)})` to"
+                    f"Expected `{described}.{_COERCE}({graphql_inspect(value)})` to"
                     f" return non-nullable value, returned: {graphql_inspect(coerced)}"
                 )
             return coerced
@@ -515,11 +527,17 @@ class _Compiler:
                 " a 'resolve_type' function or each possible type should provide"
                 " an 'is_type_of' function."
             )
+        elif GRAPHQL_32 and is_object_type(runtime):
+            return GraphQLError(
+                "Support for returning GraphQLObjectType from resolve_type was"
+                " removed in GraphQL-core 3.2, please return type name instead."
+            )
         elif not isinstance(runtime, str):
             message = (
                 f"Abstract type '{abstract_type}' must resolve to an Object type at runtime"
                 f" for field '{field}' with value {graphql_inspect(value)},"
-                f" received '{graphql_inspect(runtime)}', which is not a valid Object type name."
+                f" received '{graphql_inspect(runtime)}'"
+                + ("." if GRAPHQL_32 else ", which is not a valid Object type name.")
             )
         else:
             runtime_type = self.schema.get_type(runtime)
@@ -546,7 +564,7 @@ class _Compiler:
         schema = self.schema
 
         def field_info(path: CompiledPath, run: Run) -> GraphQLResolveInfo[Any]:
-            return GraphQLResolveInfo(  # type: ignore[call-arg]  # 3.3's fields
+            return GraphQLResolveInfo(  # type: ignore[call-arg]  # this version's fields
                 *head, as_graphql_path(path), schema, run.fragments, run.event, *run.tail
             )
 

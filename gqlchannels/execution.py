@@ -146,11 +146,10 @@ class Executor:
             else offload_sync
         )
         self.debug_errors = debug_errors
-        #: Compiled plans of subscriptions (graphql-core 3.3 only), None when switched off.
+        #: Compiled plans of subscriptions, None when switched off.
         self.compiled: CompiledPlans | None = (
             CompiledPlans(schema, self.offload_sync)
-            if _COMPOSABLE_EXECUTOR is not None
-            and conf.given_or_setting(compiled_execution, "COMPILED_EXECUTION")
+            if conf.given_or_setting(compiled_execution, "COMPILED_EXECUTION")
             else None
         )
         self.validation_rules = (
@@ -338,6 +337,27 @@ class Executor:
                 return execute(**{**kwargs, "root_value": event})
 
             execute_event = executed
+            if self.compiled is not None:
+                # 3.2's ExecutionContext: built here only for what compiling needs (the
+                # coerced variables, fragments, operation); events executed uncompiled
+                # build their own, as before.
+                context = graphql.ExecutionContext.build(  # type: ignore[attr-defined]
+                    kwargs["schema"],
+                    kwargs["document"],
+                    None,
+                    kwargs["context_value"],
+                    kwargs["variable_values"],
+                    kwargs["operation_name"],
+                    middleware=kwargs["middleware"],
+                )
+                if not isinstance(context, list):  # else the stream reports the errors
+                    execute_event = self.compiled.event_executor(
+                        context,
+                        kwargs["document"],
+                        kwargs["operation_name"],
+                        variables_key,
+                        executed,
+                    )
 
         if inspect.isawaitable(stream):
             stream = await stream

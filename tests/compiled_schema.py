@@ -31,6 +31,7 @@ from graphql import (
 from hypothesis import strategies as st
 
 from gqlchannels import inline
+from gqlchannels.compiler import GRAPHQL_32
 
 SDL = """
 enum Color { RED GREEN BLUE }
@@ -93,7 +94,8 @@ def _greeting(source: Any, info: Any, prefix: str, times: int, color: str) -> st
         f"{prefix}x{times} {color} {info.field_name} on {info.parent_type} at "
         f"{info.path.as_list()} of {info.operation.operation.value} for "
         f"{info.context['who']} root {type(info.root_value).__name__} "
-        f"vars {sorted(info.variable_values.coerced)} nodes {len(info.field_nodes)} "
+        f"vars {sorted(getattr(info.variable_values, 'coerced', info.variable_values))} "
+        f"nodes {len(info.field_nodes)} "
         f"returns {info.return_type} fragments {sorted(info.fragments)} "
         f"typenames {_typenames(info.path)}"
     )
@@ -154,7 +156,7 @@ def build() -> GraphQLSchema:
     fields["Subscription"]["echo"].resolve = _echo
     schema.type_map["Thing"].resolve_type = _thing_type  # type: ignore[attr-defined]
     schema.type_map["Dog"].is_type_of = _is_dog  # type: ignore[attr-defined]
-    schema.type_map["Odd"].coerce_output_value = _odd  # type: ignore[attr-defined]
+    setattr(schema.type_map["Odd"], "serialize" if GRAPHQL_32 else "coerce_output_value", _odd)
     return schema
 
 

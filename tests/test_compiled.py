@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, NamedTuple
 
 import graphql
 import pytest
@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 
 import gqlchannels
 from gqlchannels.compiled import CompiledEvents, CompiledPlans
+from gqlchannels.compiler import GRAPHQL_32
 from gqlchannels.execution import Executor, OperationRequest, _variables_key
 from gqlchannels.resolvers import BatchedSyncResolvers
 from tests import compiled_schema
@@ -24,17 +25,50 @@ from tests.narrowing import plain_results
 CONTEXT = {"who": "ada"}
 
 
-def built_for(query: str, variables: dict[str, Any] | None, offload: bool, on: Any = schema) -> Any:
+class Subscription(NamedTuple):
+    """graphql-core's executor built for a subscription, and its per-event execution."""
+
+    built: Any
+    execute_event: Callable[[Any], Any]
+
+
+def subscription(
+    query: str, variables: dict[str, Any] | None, offload: bool, on: Any = schema
+) -> Subscription:
+    """What Executor builds for a subscription, on graphql-core 3.3 or 3.2."""
     middleware = [BatchedSyncResolvers()] if offload else None
-    built = graphql.Executor.build(
-        on, parse(query), None, CONTEXT, variables, None, middleware=middleware
-    )
+    document = parse(query)
+    if GRAPHQL_32:
+        built = graphql.ExecutionContext.build(  # type: ignore[attr-defined]
+            on, document, None, CONTEXT, variables, None, middleware=middleware
+        )
+
+        def execute_event(event: Any) -> Any:
+            return graphql.execute(
+                on,
+                document,
+                root_value=event,
+                context_value=CONTEXT,
+                variable_values=variables,
+                middleware=middleware,
+            )
+
+    else:
+        executor = graphql.Executor.build(
+            on, document, None, CONTEXT, variables, None, middleware=middleware
+        )
+        assert not isinstance(executor, list), executor
+        built = executor
+
+        def execute_event(event: Any) -> Any:
+            return graphql.execute_subscription_event(executor.build_per_event_executor(event))
+
     assert not isinstance(built, list), built
-    return built
+    return Subscription(built, execute_event)
 
 
-def graphql_core(built: Any, event: Any) -> Any:
-    return graphql.execute_subscription_event(built.build_per_event_executor(event))
+def built_for(query: str, variables: dict[str, Any] | None, offload: bool, on: Any = schema) -> Any:
+    return subscription(query, variables, offload, on).built
 
 
 def compiled(built: Any, offload: bool) -> Any:
@@ -60,8 +94,8 @@ def outcome(result: ExecutionResult) -> tuple[Any, list[Any], list[Any]]:
 def assert_same(query: str, event: Any, variables: dict[str, Any] | None = None) -> Any:
     """Execute ``event`` both ways, under BatchedSyncResolvers and without; return the result."""
     for offload in (True, False):
-        built = built_for(query, variables, offload)
-        expected = graphql_core(built, event)
+        built, execute_event = subscription(query, variables, offload)
+        expected = execute_event(event)
         actual = compiled(built, offload)(event)
         assert outcome(actual) == outcome(expected)
     return expected
@@ -263,11 +297,9 @@ def awaitable_name(source: Any, info: Any) -> Any:
 async def test_an_awaitable_hands_the_subscription_to_graphql_core():
     rebuilt = compiled_schema.build()
     rebuilt.type_map["Person"].fields["name"].resolve = awaitable_name  # type: ignore[attr-defined]
-    built = built_for("subscription { person { name } }", None, False, rebuilt)
+    built, execute_event = subscription("subscription { person { name } }", None, False, rebuilt)
     plans = CompiledPlans(rebuilt, offload_sync=False)
-    executor = plans.event_executor(
-        built, parse("{ a }"), None, None, lambda event: graphql_core(built, event)
-    )
+    executor = plans.event_executor(built, parse("{ a }"), None, None, execute_event)
     assert isinstance(executor, CompiledEvents)
     result = executor({"person": {}})
     assert (await result).data == {"person": {"name": "async"}}
