@@ -330,12 +330,15 @@ def _fitting(output_type: GraphQLOutputType, depth: int) -> Any:
     if depth <= 0:
         return st.just({})
     if is_abstract_type(named):
-        return st.one_of([_objects(t, depth, abstract=True) for t in _possible(named)])
-    return _objects(named, depth, abstract=False)
+        return st.one_of([_object_value(t, depth, abstract=True) for t in _possible(named)])
+    return _object_value(named, depth, abstract=False)
 
 
 @st.composite
 def _object_value(draw: Any, object_type: Any, depth: int, abstract: bool) -> Any:
+    """A value for ``object_type``: a dict of most of its fields (a ``__typename`` and a
+    ``kind`` for ``resolve_type``, right or wrong), else an object, or a dict with a
+    callable."""
     value: dict[str, Any] = {}
     for name, field in object_type.fields.items():
         # Hypothesis favours the simplest draw (0): let that be the fitting one.
@@ -354,10 +357,6 @@ def _object_value(draw: Any, object_type: Any, depth: int, abstract: bool) -> An
         found = value[name]
         value[name] = lambda info, **args: found  # the default resolver calls it
     return value
-
-
-def _objects(object_type: Any, depth: int, abstract: bool) -> Any:
-    return _object_value(object_type, depth, abstract)
 
 
 def events() -> Any:
