@@ -411,3 +411,26 @@ def test_a_resolver_changing_its_list_argument_does_not_change_the_next_calls():
     plans = CompiledPlans(rebuilt, offload_sync=True)
     executor = plans.event_executor(built, parse("{ a }"), None, None, fallback_marker)
     assert [executor({}).data for _ in range(2)] == [{"echo": "[1, 2]"}] * 2
+
+
+def test_a_selection_needing_too_many_closures_is_not_compiled(monkeypatch):
+    monkeypatch.setattr("gqlchannels.compiler.MAX_PLAN_FIELDS", 3)
+    built = built_for("subscription { person { id name age friends { id } } }", None, True)
+    plans = CompiledPlans(schema, offload_sync=True)
+    executor = plans.event_executor(built, parse("{ a }"), None, None, fallback_marker)
+    assert executor is fallback_marker
+
+
+def passing_through(next_: Any, root: Any, info: Any, **args: Any) -> Any:
+    return next_(root, info, **args)
+
+
+def test_middleware_of_its_own_keeps_an_operation_on_graphql_core():
+    document = parse("subscription { color }")
+    if GRAPHQL_32:
+        built = graphql.ExecutionContext.build(schema, document, middleware=[passing_through])  # type: ignore[attr-defined]
+    else:
+        built = graphql.Executor.build(schema, document, middleware=[passing_through])
+    plans = CompiledPlans(schema, offload_sync=True)
+    executor = plans.event_executor(built, document, None, None, fallback_marker)
+    assert executor is fallback_marker
