@@ -32,6 +32,7 @@ def register() -> None:
     checks.register(check_ignored_protections, checks.Tags.security)
     checks.register(check_playground, checks.Tags.security)
     checks.register(check_end_sessions, checks.Tags.security)
+    checks.register(check_metrics, checks.Tags.security)
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -306,3 +307,32 @@ def check_end_sessions(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
     return [
         checks.Error("GQLCHANNELS['END_SESSIONS'] must be True or False.", id="gqlchannels.E021")
     ]
+
+
+def check_metrics(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E022-E024: the metrics settings are of their kinds. A wrong ``METRICS`` would switch
+    counting on or off by accident; a wrong ``METRICS_PUBLIC`` or ``METRICS_TOKEN`` is taken
+    as closed (only staff get in), and these say why a scraper is refused."""
+    if not isinstance(conf.user_settings(), dict):
+        return []
+    errors: list[checks.CheckMessage] = []
+    if not isinstance(conf.get("METRICS"), bool):
+        errors.append(
+            checks.Error("GQLCHANNELS['METRICS'] must be True or False.", id="gqlchannels.E022")
+        )
+    if not isinstance(conf.get("METRICS_PUBLIC"), bool):
+        errors.append(
+            checks.Error(
+                "GQLCHANNELS['METRICS_PUBLIC'] must be True or False.", id="gqlchannels.E023"
+            )
+        )
+    token = conf.get("METRICS_TOKEN")
+    if token is not None and (not isinstance(token, str) or not token):
+        errors.append(
+            checks.Error(
+                "GQLCHANNELS['METRICS_TOKEN'] must be None or a non-empty string.",
+                hint="Scrapers send it as 'Authorization: Bearer <token>'.",
+                id="gqlchannels.E024",
+            )
+        )
+    return errors

@@ -40,6 +40,7 @@ class Kind(enum.Enum):
     BOOLEAN = "True or False"
     RULE_PATHS = "a list of dotted paths of ValidationRule classes"
     LAYER_ALIAS = "an alias of CHANNEL_LAYERS"
+    TOKEN = "a non-empty string"
 
 
 class Read(enum.Enum):
@@ -327,6 +328,31 @@ SETTINGS: tuple[Setting, ...] = (
         _U,
         meaning="Close a user's connections in every process when they log out, are "
         "deactivated or deleted, or their Django session is deleted (read at start-up).",
+    ),
+    Setting(
+        "METRICS",
+        True,
+        Kind.BOOLEAN,
+        _U,
+        meaning="Count Prometheus metrics (when prometheus-client is installed); False counts "
+        "nothing and the metrics view answers 404 (read at start-up).",
+    ),
+    Setting(
+        "METRICS_TOKEN",
+        None,
+        Kind.TOKEN,
+        _U,
+        optional=True,
+        meaning="A bearer token that lets a scraper without a session read the metrics view "
+        "(Authorization: Bearer <token>); None: staff only.",
+    ),
+    Setting(
+        "METRICS_PUBLIC",
+        False,
+        Kind.BOOLEAN,
+        _U,
+        meaning="Let everyone read the metrics view (behind a network only monitoring "
+        "reaches); False: staff, or the METRICS_TOKEN.",
     ),
     Setting(
         "TRACKING",

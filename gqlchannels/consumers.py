@@ -33,6 +33,7 @@ from .execution import Executor, OperationRequest, resolve_schema
 from .guarded import GuardedSocket
 from .hub import Hub
 from .json import MalformedJSON, dumps, loads
+from .metrics import counters
 from .protocols import (
     PROTOCOLS,
     BaseProtocol,
@@ -188,6 +189,9 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             if self.protocol is not None:
                 await self.protocol.stop()
         finally:
+            if self.socket.was_opened:
+                protocol = self.protocol.name if self.protocol is not None else None
+                counters.recorder.connection_closed(protocol, self.socket.close_code)
             control.get_control_plane().detach(self.connection_id)
             if self.protocol is not None:
                 signals.send_robust(
@@ -219,6 +223,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             await self.close(CloseCode.SUBPROTOCOL_NOT_ACCEPTABLE, "Subprotocol not acceptable")
             return
         self.protocol = PROTOCOLS[chosen](self, self._protocol_options())
+        counters.recorder.connection_opened(chosen)
         self.protocol.start()
         self.hub = control.get_control_plane().attach(self.connection_id, self)
         self.record = ConnectionRecord.of(
@@ -268,7 +273,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     async def websocket_disconnect(self, message: WebSocketDisconnectEvent) -> None:
         """The socket is gone: end the consumer (its teardown runs in ``__call__``)."""
-        self.socket.gone()
+        self.socket.gone(message.get("code"))
         raise StopConsumer
 
     def expire_at(self, when: datetime | float) -> None:

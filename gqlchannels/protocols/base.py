@@ -21,7 +21,9 @@ from ..close_codes import CloseCode
 from ..exceptions import ConnectionRejected, OperationRefused
 from ..execution import MASKED_MESSAGE, Executor, OperationFailed, OperationRequest
 from ..json import UnencodableJSON
+from ..metrics import counters
 from ..operation_scope import OperationScope
+from ..operation_watch import OperationWatch
 from .frames import ConnectionAck, Payload, ServerMessage
 from .messages import Field, message_type, mistyped_field
 
@@ -319,6 +321,9 @@ class BaseProtocol(ABC):
         limit = self.options.max_operations_per_connection
         if len(self.operations) >= limit:
             message = f"Too many operations on this connection (limit {limit})"
+            counters.recorder.operation_ended(
+                self.name, counters.UNKNOWN, counters.REFUSED, started=False
+            )
             await self.transport.send_message(
                 self._error_message(operation_id, [{"message": message}])
             )
@@ -328,49 +333,63 @@ class BaseProtocol(ABC):
     async def _run_operation(self, operation_id: str, request: OperationRequest) -> None:
         await self._acknowledged.wait()
         admitted = False
+        watch = OperationWatch(self.name)
         try:
+            await watch.begin(self.transport.executor, request)
             context = await self.transport.admit(operation_id, request)
             admitted = True
+            watch.admitted()
             sent = 0
             scope = OperationScope(
                 operation_id, functools.partial(self.transport.operation_listens, operation_id)
             )
             async for result in self.transport.executor.run(request, context, scope=scope):
-                await self._send_for(operation_id, self._result_message(operation_id, result))
+                message = self._result_message(operation_id, result)
+                if await self._send_for(operation_id, message) and watch.counts_deliveries:
+                    watch.recorder.delivered(scope.event_sent_at())
                 sent += 1
                 if sent % RESULTS_PER_TURN == 0:
                     # A source that never suspends (and a server whose send never waits)
                     # would otherwise keep the loop from every other connection.
                     await asyncio.sleep(0)
         except OperationRefused as refusal:
+            watch.refused()
             errors = [{"message": refusal.message}]
             await self._send_for(operation_id, self._error_message(operation_id, errors))
         except OperationFailed as failure:
+            watch.failed(failure.errors)
             await self._send_for(operation_id, self._error_message(operation_id, failure.errors))
         except UnencodableJSON as refusal:
             logger.error(
                 "A result of operation %s cannot be encoded as JSON: %s", operation_id, refusal
             )
             errors = [{"message": "The result cannot be encoded as JSON"}]
+            watch.failed(errors)
             await self._send_for(operation_id, self._error_message(operation_id, errors))
         except Exception:
             logger.exception("Operation %s failed unexpectedly", operation_id)
             errors = [{"message": MASKED_MESSAGE}]
+            watch.failed(errors)
             await self._send_for(operation_id, self._error_message(operation_id, errors))
         else:
+            watch.completed()
             await self._send_for(operation_id, {"id": operation_id, "type": "complete"})
         finally:
+            watch.end()
             if admitted:
                 self.transport.operation_finished(operation_id)
 
-    async def _send_for(self, operation_id: str, message: ServerMessage) -> None:
-        """Send a frame of one operation, unless the client stopped it or the id was reused.
+    async def _send_for(self, operation_id: str, message: ServerMessage) -> bool:
+        """Send a frame of one operation, unless the client stopped it or the id was reused;
+        return whether it was handed to the transport.
 
         Waits first while the protocol's flow control says the client is behind.
         """
         await self._wait_for_send_window()
         if self.operations.owns(operation_id, asyncio.current_task()):
             await self.transport.send_message(message)
+            return True
+        return False
 
     async def _wait_for_send_window(self) -> None:  # noqa: B027 - a hook, a no-op by default
         """Return when the client may be sent one more operation frame (no limit here)."""
