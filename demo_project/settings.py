@@ -98,8 +98,9 @@ def _flag(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes", "on")
 
 
-# GQLCHANNELS_<NAME> in the environment sets these timing, flow-control and tracking settings
-# (for operations, and for the tests and benchmarks that run the demo in real daphne processes).
+# GQLCHANNELS_<NAME> in the environment sets these timing, flow-control, tracking and metrics
+# settings (for operations, and for the tests and benchmarks that run the demo in real daphne
+# processes).
 for _name, _type in (
     ("BROADCAST_TIMEOUT", float),
     ("DRAIN_WINDOW", float),
@@ -113,6 +114,7 @@ for _name, _type in (
     ("TRACKING_FLUSH_INTERVAL", float),
     ("HEARTBEAT_INTERVAL", float),
     ("STALE_AFTER", float),
+    ("METRICS_TOKEN", str),
 ):
     if os.environ.get(f"GQLCHANNELS_{_name}"):
         GQLCHANNELS[_name] = _type(os.environ[f"GQLCHANNELS_{_name}"])
