@@ -10,8 +10,11 @@ consumer awaits every operation's ``finally`` before it ends.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +37,7 @@ from gqlchannels.layer import EVENT_TYPE
 from gqlchannels.metrics import counters
 from gqlchannels.testing import LEGACY_WS, TRANSPORT_WS, GraphQLWSCommunicator, OperationError
 from tests.helpers import wait_listening, wait_until
+from tests.live_server import PROJECT_ROOT, server_environment
 from tests.schema import schema
 from tests.test_faults import Switchable, fail
 
@@ -348,6 +352,61 @@ def test_without_prometheus_client_the_recorder_records_nothing(
         monkeypatch.undo()
         counters.configure()
     assert counters.recorder.enabled
+
+
+#: A process in which prometheus-client and OpenTelemetry cannot be imported, as where they are
+#: not installed: it serves a query and a subscription, and says what it counted and traced.
+WITHOUT_EXTRAS = """
+import asyncio, sys
+
+class Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("prometheus_client", "opentelemetry"):
+            raise ImportError(f"No module named {name!r}")
+
+sys.meta_path.insert(0, Missing())
+import django
+django.setup()
+from gqlchannels import broadcast, tracing
+from gqlchannels.consumers import GraphQLWSConsumer
+from gqlchannels.metrics import counters
+from gqlchannels.testing import GraphQLWSCommunicator
+from tests.helpers import wait_listening
+from tests.schema import schema
+
+async def main():
+    app = GraphQLWSConsumer.as_asgi(schema=schema)
+    async with GraphQLWSCommunicator(app, timeout=5.0) as communicator:
+        print((await communicator.execute("{ hello }"))["data"]["hello"])
+        events = communicator.subscribe(
+            "subscription($t: String!) { events(topic: $t) }", {"t": "bare"}
+        )
+        first = asyncio.ensure_future(anext(events))
+        await wait_listening("bare")
+        await broadcast("bare", "event")
+        print((await asyncio.wait_for(first, 5.0))["data"]["events"])
+        await events.aclose()
+    print(type(counters.recorder).__name__, type(tracing.operation_span("query", "", "x")).__name__)
+
+asyncio.run(main())
+"""
+
+
+def test_without_prometheus_client_or_opentelemetry_everything_still_works(
+    tmp_path: Path,
+) -> None:
+    env = server_environment(tmp_path / "db.sqlite3", {"GQLCHANNELS_TRACKING": "0"})
+    finished = subprocess.run(
+        [sys.executable, "-c", WITHOUT_EXTRAS],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.split("\n") == ["Hello, world!", "event", "Recorder OperationSpan", ""]
 
 
 # -- checks -----------------------------------------------------------------------------------
