@@ -1,11 +1,12 @@
 """The control plane: reach live connections in any process, through each process's hub
 channel.
 
-The sending side (``disconnect``, ``probe``) is used by the admin's "Disconnect selected"
-action and the audit's ``--probe``; it is safe from any thread, because it only sends
-channel-layer messages and never touches a consumer. The receiving side is one
-``ControlPlane`` per event loop: it keeps the loop's live connections, registers its message
-handlers on the loop's hub, and closes or lists connections when asked.
+The sending side (``disconnect``, ``complete``, ``probe``) is used by the admin's actions
+("Disconnect selected", "Stop the selected operations") and the audit's ``--probe``; it is
+safe from any thread, because it only sends channel-layer messages and never touches a
+consumer. The receiving side is one ``ControlPlane`` per event loop: it keeps the loop's live
+connections, registers its message handlers on the loop's hub, and closes or lists
+connections, or ends one of their operations, when asked.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .close_codes import CloseCode
 from .exceptions import LayerMissing
 from .hub import Hub, get_hub
 from .layer import (
+    COMPLETE_TYPE,
     DISCONNECT_TYPE,
     PROBE_REPLY_TYPE,
     PROBE_TYPE,
@@ -32,10 +34,14 @@ logger = logging.getLogger("gqlchannels.control")
 
 
 class Closable(Protocol):
-    """What the control plane needs of a live connection: a way to close it."""
+    """What the control plane needs of a live connection: a way to close it, and a way to
+    end one of its operations."""
 
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the socket with ``code``."""
+
+    async def complete_operation(self, operation_id: str) -> None:
+        """End the operation ``operation_id`` (the client gets ``complete``)."""
 
 
 class ControlPlane:
@@ -57,6 +63,7 @@ class ControlPlane:
                 )
                 return None
             self._hub.handle(DISCONNECT_TYPE, self._on_disconnect)
+            self._hub.handle(COMPLETE_TYPE, self._on_complete)
             self._hub.handle(PROBE_TYPE, self._on_probe)
         self.connections[connection_id] = connection
         self._hub.hold(self)
@@ -74,6 +81,19 @@ class ControlPlane:
             connection = self.connections.get(connection_id)
             if connection is not None:
                 self._hub.spawn(connection.close(message.get("code"), message.get("reason")))
+
+    def _on_complete(self, message: dict[str, Any]) -> None:
+        assert self._hub is not None
+        operations = message.get("operations")
+        if not isinstance(operations, dict):
+            return
+        for connection_id, operation_ids in operations.items():
+            connection = self.connections.get(connection_id)
+            if connection is None or not isinstance(operation_ids, list):
+                continue
+            for operation_id in operation_ids:
+                if isinstance(operation_id, str):
+                    self._hub.spawn(connection.complete_operation(operation_id))
 
     def _on_probe(self, message: dict[str, Any]) -> None:
         assert self._hub is not None
@@ -126,6 +146,20 @@ def disconnect_sync(
 ) -> None:
     """``disconnect`` for synchronous code (admin actions, management commands, threads)."""
     run_from_sync(disconnect(targets, code, reason), "disconnect_sync", "disconnect")
+
+
+async def complete(targets: Mapping[str, Mapping[str, Iterable[str]]]) -> None:
+    """End operations, leaving their connections open: ``targets`` maps a hub channel to
+    ``{connection_id: operation ids}`` of the connections it holds."""
+    layer = channel_layer()
+    for hub_channel, connections in targets.items():
+        operations = {connection: list(ids) for connection, ids in connections.items()}
+        await layer.send(hub_channel, {"type": COMPLETE_TYPE, "operations": operations})
+
+
+def complete_sync(targets: Mapping[str, Mapping[str, Iterable[str]]]) -> None:
+    """``complete`` for synchronous code (the admin's "Stop the selected operations")."""
+    run_from_sync(complete(targets), "complete_sync", "complete")
 
 
 async def probe(hub_channels: Iterable[str], timeout: float = 5.0) -> dict[str, list[str]]:
