@@ -394,7 +394,9 @@ def check_route_schemas(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     errors: list[checks.CheckMessage] = []
     for route in _routes():
         name = f"{route.consumer_class.__qualname__} at {route.where!r}"
-        source = route.initkwargs.get("schema") or getattr(route.consumer_class, "schema", None)
+        source = route.initkwargs.get("schema")
+        if source is None:
+            source = getattr(route.consumer_class, "schema", None)
         if source is None:
             if conf.get("SCHEMA") is None:
                 errors.append(
