@@ -1,6 +1,7 @@
 """Run the demo project in a real ``daphne`` (or ``uvicorn``) process for end-to-end tests.
 
-``running_daphne(directory)`` migrates a fresh SQLite database in ``directory``, starts
+``running_daphne(directory)`` migrates a fresh SQLite database in ``directory`` (or its
+PostgreSQL stand-in, ``tests.server_database``), starts
 ``python -m daphne`` on a free port of 127.0.0.1, waits until it accepts TCP connections and
 yields a ``LiveServer``; on exit it stops exactly that process (by the PID it started) and
 keeps its output for inspection. ``running_server(directory, "uvicorn", application=...)``
@@ -22,6 +23,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests import server_database
 
 HOST = "127.0.0.1"
 ORIGIN = f"http://{HOST}"
@@ -120,10 +123,10 @@ def server_environment(database: Path, extra: dict[str, str] | None = None) -> d
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="demo_project.settings",
-        DJANGO_SQLITE_PATH=str(database),
         DJANGO_DEBUG="0",
         PYTHONUNBUFFERED="1",
     )
+    env.update(server_database.environment(database))
     env.update(extra or {})
     return env
 
@@ -245,9 +248,27 @@ def running_server(
     the server (e.g. ``REDIS_URL``, ``GQLCHANNELS_GROUP_EXPIRY``). ``database`` is the SQLite
     file to use instead of ``directory/db.sqlite3``: servers given the same one share it
     (start them one after the other, so that only the first one's ``migrate`` does work).
+    Under ``GQLCHANNELS_TEST_DATABASE=postgres`` a PostgreSQL database stands for each file
+    (``tests.server_database``).
     """
     directory.mkdir(parents=True, exist_ok=True)
-    env = server_environment(database or directory / "db.sqlite3", env)
+    database = database or directory / "db.sqlite3"
+    with server_database.provisioned(database):
+        with _serving(directory, server, application, verbosity, database, env, options) as live:
+            yield live
+
+
+@contextlib.contextmanager
+def _serving(
+    directory: Path,
+    server: str,
+    application: str,
+    verbosity: int | None,
+    database: Path,
+    extra: dict[str, str] | None,
+    options: Sequence[str],
+) -> Iterator[LiveServer]:
+    env = server_environment(database, extra)
     manage(env, "migrate", "--noinput")
     for attempt in range(1, PORT_ATTEMPTS + 1):
         live = _start(directory, env, attempt, verbosity, server, application, options)
