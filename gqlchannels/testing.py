@@ -29,6 +29,7 @@ from .exceptions import (
     ConnectionClosed,
     ConnectionRefused,
     GraphQLWSError,
+    HandshakeRefused,
     OperationError,
     ProtocolError,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "ConnectionRefused",
     "GraphQLWSCommunicator",
     "GraphQLWSError",
+    "HandshakeRefused",
     "OperationError",
     "ProtocolError",
 ]
@@ -73,8 +75,9 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
 
     ``application`` is the ASGI app (``GraphQLWSConsumer.as_asgi(...)``, or the project's
     router); ``path`` is the URL path routed to it. ``headers`` are ASGI header pairs (bytes
-    or str); an ``Origin: http://127.0.0.1`` is added unless one is given, because
-    ``AllowedHostsOriginValidator`` refuses a socket without one.
+    or str); unless one of them is an Origin, the first host of ``ALLOWED_HOSTS`` is sent as
+    the Origin (``http://testserver`` in a new project under pytest-django), which both
+    Channels' ``AllowedHostsOriginValidator`` and gqlchannels' ``OriginValidator`` admit.
     """
 
     def __init__(
@@ -112,9 +115,11 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
     async def __aenter__(self) -> GraphQLWSCommunicator:
         """Connect and initialise, so the block starts on an acknowledged connection.
 
-        Raises ConnectionRefused (with the close code) when the server refuses the socket,
-        picks another subprotocol, or closes instead of acknowledging; the socket is
-        disconnected before raising, so the application never outlives the test.
+        Raises ConnectionRefused (with the close code) when the server picks another
+        subprotocol or closes instead of acknowledging, and HandshakeRefused (a
+        ConnectionRefused) when the application refuses the socket before accepting it (HTTP
+        403); the socket is disconnected before raising, so the application never outlives
+        the test.
         """
         try:
             await self._open()
@@ -136,8 +141,7 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
     async def _open(self) -> None:
         accepted, detail = await self.connect(timeout=self.timeout)
         if not accepted:
-            code = detail if isinstance(detail, int) else None
-            raise ConnectionRefused(code, "The server refused the WebSocket handshake")
+            raise HandshakeRefused()
         if detail != self.protocol:
             raise ConnectionRefused(
                 self._queued_close_code(),

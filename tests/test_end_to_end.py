@@ -222,10 +222,20 @@ async def test_invalid_input_is_a_graphql_error_and_the_connection_stays_usable(
     assert (await post(session, fresh_room("e2e-invalid"), "fine"))["text"] == "fine"
 
 
-async def test_connection_without_origin_is_refused(server: LiveServer) -> None:
+async def test_connection_without_origin_is_admitted(server: LiveServer) -> None:
+    async with websockets.connect(
+        server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=TIMEOUT
+    ) as ws:
+        assert ws.subprotocol == "graphql-transport-ws"
+
+
+async def test_connection_from_a_foreign_origin_is_refused_with_403(server: LiveServer) -> None:
     with pytest.raises(websockets.InvalidStatus) as refused:
         async with websockets.connect(
-            server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=TIMEOUT
+            server.ws_url,
+            subprotocols=[Subprotocol("graphql-transport-ws")],
+            additional_headers={"Origin": "https://evil.example"},
+            open_timeout=TIMEOUT,
         ):
             pass
     assert refused.value.response.status_code == 403
