@@ -44,6 +44,7 @@ __all__ = [
     "HandshakeRefused",
     "OperationError",
     "ProtocolError",
+    "listening",
 ]
 
 TRANSPORT_WS = "graphql-transport-ws"
@@ -51,6 +52,9 @@ LEGACY_WS = "graphql-ws"
 
 #: Frames that only keep the connection alive; they are dropped wherever frames are read.
 _KEEPALIVE_TYPES = frozenset({"ka", "pong"})
+
+#: Seconds between two looks at the hub while ``listening`` waits.
+_LISTENING_POLL = 0.01
 
 #: Queued by ``disconnect`` behind the application's last event, to wake waiting readers.
 _DISCONNECTED = "gqlchannels.testing.disconnected"
@@ -394,3 +398,23 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
         if self._acknowledged:
             raise ProtocolError(f"Unexpected connection-level frame {frame!r}")
         self._connection_frames.append(frame)
+
+
+async def listening(*topics: str, timeout: float = 5.0) -> None:
+    """Wait until subscriptions of this process listen to every one of ``topics``.
+
+    A subscription joins its topics after its operation started, and an event broadcast
+    before that is not delivered to it: a test that subscribes and then broadcasts waits here
+    in between. Raises TimeoutError after ``timeout`` seconds.
+    """
+    from .broadcast import group_name
+    from .hub import get_hub
+
+    groups = {group_name(topic) for topic in topics}
+    try:
+        async with asyncio.timeout(timeout):
+            # The hub offers no event for a join; its group list is cheap to read.
+            while not groups <= set(get_hub().groups()):  # noqa: ASYNC110
+                await asyncio.sleep(_LISTENING_POLL)
+    except TimeoutError:
+        raise TimeoutError(f"No subscription listens to {topics!r} after {timeout} s") from None
