@@ -10,6 +10,7 @@ import pytest
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.test import override_settings
 
+import gqlchannels
 from gqlchannels.consumers import GraphQLWSConsumer
 from gqlchannels.security import OriginValidator
 from gqlchannels.testing import (
@@ -21,6 +22,7 @@ from gqlchannels.testing import (
     HandshakeRefused,
     OperationError,
     ProtocolError,
+    listening,
 )
 from tests.schema import Probe, schema
 
@@ -293,3 +295,18 @@ async def test_handshake_does_not_wait_for_a_keepalive_that_is_off(protocol: str
         assert await communicator.execute("{ hello }") == {"data": {"hello": "Hello, world!"}}
     # Waiting for a ka that never comes would take the helper's whole timeout, or raise.
     assert loop.time() - started < TIMEOUT / 2
+
+
+async def test_a_broadcast_after_listening_reaches_the_subscription(protocol: str) -> None:
+    async with communicator_for(protocol) as communicator:
+        events = communicator.subscribe('subscription { events(topic: "helper-listening") }')
+        first = asyncio.ensure_future(anext(events))
+        await listening("helper-listening", timeout=TIMEOUT)
+        await gqlchannels.broadcast("helper-listening", "hi")
+        assert await asyncio.wait_for(first, TIMEOUT) == {"data": {"events": "hi"}}
+        await events.aclose()
+
+
+async def test_listening_times_out_when_no_subscription_listens(protocol: str) -> None:
+    with pytest.raises(TimeoutError, match="nobody-listens"):
+        await listening("nobody-listens", timeout=0.05)
