@@ -1,6 +1,17 @@
-"""HTTP routes of the demo: the Django admin."""
+"""HTTP routes of the demo: a home page, the Django admin, and the GraphQL playground.
+
+The playground is routed at ``graphql/``, the path of the WebSocket consumer in ``asgi.py``,
+so the page connects to its own URL.
+"""
 
 from django.contrib import admin
 from django.urls import path
+from django.views.generic import TemplateView
 
-urlpatterns = [path("admin/", admin.site.urls)]
+from gqlchannels.playground.views import playground_view
+
+urlpatterns = [
+    path("", TemplateView.as_view(template_name="chat/home.html"), name="home"),
+    path("admin/", admin.site.urls),
+    path("graphql/", playground_view, name="playground"),
+]

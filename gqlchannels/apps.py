@@ -12,9 +12,12 @@ class GqlChannelsConfig(AppConfig):
 
     def ready(self) -> None:
         """Register the system checks (``gqlchannels.E001``...) and, when
-        ``GQLCHANNELS['TRACKING']`` is on, the receivers that keep the live registry."""
-        from . import checks, conf, tracking
+        ``GQLCHANNELS['TRACKING']`` is on, the receivers that keep the live registry; when
+        ``END_SESSIONS`` is on, those that close the connections of a user who logged out."""
+        from . import checks, conf, sessions, tracking
 
         checks.register()
         if conf.get("TRACKING") is True:
             tracking.connect()
+        if conf.get("END_SESSIONS") is True:
+            sessions.connect()

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+from asgiref.sync import sync_to_async
 
 from . import conf
 from .exceptions import BroadcastError, LayerMissing
@@ -75,7 +78,11 @@ def broadcast_sync(topic: str, payload: Any) -> None:
 
 
 async def listen(
-    info: Any, *topics: str, shared: bool = False, buffer_size: int | None = None
+    info: Any,
+    *topics: str,
+    shared: bool = False,
+    buffer_size: int | None = None,
+    initial: Callable[[], Any] | None = None,
 ) -> AsyncIterator[Any]:
     """Yield every event published to any of ``topics``, for a subscription resolver.
 
@@ -91,6 +98,13 @@ async def listen(
     when any field under the subscription reads ``info.context`` or filters by permission.
     The event must reach graphql-core as the object ``listen`` yielded (yielding it from a
     wrapping generator is fine; a transformed event is executed per subscriber).
+
+    ``initial`` (a function, sync or async) gives the subscription its first value, for
+    example the current state from the database, shaped like an event. It is called only
+    once this process is in every topic's group, so an event published at any moment after
+    the subscribe is in that value or delivered after it, never lost (it may be both: an
+    event published while ``initial`` runs). A sync ``initial`` runs in Django's database
+    thread, like a sync resolver.
     """
     if not topics:
         raise ValueError("listen() needs at least one topic")
@@ -104,9 +118,20 @@ async def listen(
     if sharing is not None:
         sharing.share(listener)
     try:
+        if initial is not None:
+            yield await initial_value(initial)
         while True:
             yield await listener.get()
     finally:
         if sharing is not None and sharing.shared_source is listener:
             sharing.share(None)
         await hub.remove(listener)
+
+
+async def initial_value(initial: Callable[[], Any]) -> Any:
+    """What ``initial`` gives: awaited when it is async, else run in the database thread
+    (it usually reads the ORM, which must not run on the event loop)."""
+    if inspect.iscoroutinefunction(initial):
+        return await initial()
+    value = await sync_to_async(initial)()
+    return await value if inspect.isawaitable(value) else value

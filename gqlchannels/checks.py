@@ -30,6 +30,8 @@ def register() -> None:
     checks.register(check_tracking, checks.Tags.compatibility)
     checks.register(check_validation_rules, checks.Tags.compatibility)
     checks.register(check_ignored_protections, checks.Tags.security)
+    checks.register(check_playground, checks.Tags.security)
+    checks.register(check_end_sessions, checks.Tags.security)
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -273,3 +275,34 @@ def check_debug_errors_deployed(
             )
         ]
     return []
+
+
+def check_playground(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E020: ``GQLCHANNELS['PLAYGROUND']`` is None, True or False.
+
+    Any other value (``"false"``, ``0``) would leave it unclear who sees the page; the view
+    shows it to nobody then, and this check says why.
+    """
+    if not isinstance(conf.user_settings(), dict):
+        return []
+    value = conf.get("PLAYGROUND")
+    if value is not None and not isinstance(value, bool):
+        return [
+            checks.Error(
+                "GQLCHANNELS['PLAYGROUND'] must be None, True or False.",
+                hint="None: the page is shown with DEBUG on, else to active staff only; "
+                "True: to everyone; False: to nobody.",
+                id="gqlchannels.E020",
+            )
+        ]
+    return []
+
+
+def check_end_sessions(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E021: ``END_SESSIONS`` is a boolean (it decides at start-up whether logouts close
+    connections, so a typo must not silently turn that off or on)."""
+    if not isinstance(conf.user_settings(), dict) or isinstance(conf.get("END_SESSIONS"), bool):
+        return []
+    return [
+        checks.Error("GQLCHANNELS['END_SESSIONS'] must be True or False.", id="gqlchannels.E021")
+    ]

@@ -312,6 +312,23 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="Show unexpected resolver errors' messages to clients; None follows DEBUG.",
     ),
     Setting(
+        "PLAYGROUND",
+        None,
+        Kind.BOOLEAN,
+        _U,
+        optional=True,
+        meaning="Who gets the playground page on GET of the GraphQL route: None, everyone "
+        "with DEBUG on, else active staff only; True everyone; False nobody (404).",
+    ),
+    Setting(
+        "END_SESSIONS",
+        True,
+        Kind.BOOLEAN,
+        _U,
+        meaning="Close a user's connections in every process when they log out, are "
+        "deactivated or deleted, or their Django session is deleted (read at start-up).",
+    ),
+    Setting(
         "TRACKING",
         True,
         Kind.BOOLEAN,

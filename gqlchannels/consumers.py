@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from channels.consumer import get_handler_name
@@ -25,7 +27,7 @@ from channels.utils import await_many_dispatch
 from django.core.exceptions import PermissionDenied
 from graphql import GraphQLError
 
-from . import conf, control, drain, signals
+from . import conf, control, drain, sessions, signals
 from .context import GraphQLWSContext
 from .execution import Executor, OperationRequest, resolve_schema
 from .guarded import GuardedSocket
@@ -71,7 +73,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     def __init__(self, schema: Any = None, **options: Any):
         super().__init__()
-        conf.check_options(options)
+        # The options were checked once, by as_asgi: this runs for every connection.
         self._schema_source = schema if schema is not None else self.schema
         self._options = options
         self.protocol: BaseProtocol | None = None
@@ -269,6 +271,26 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         self.socket.gone()
         raise StopConsumer
 
+    def expire_at(self, when: datetime | float) -> None:
+        """End this connection when its credentials end, e.g. at a token's ``exp``: at
+        ``when`` (an aware datetime, or a UNIX time) it closes 4403, legacy after
+        ``connection_error``. Call it from ``on_connect``; a later call moves the moment."""
+        moment = when.timestamp() if isinstance(when, datetime) else float(when)
+        if self.protocol is not None:
+            self.protocol.end_session_in(moment - time.time())
+
+    def identities(self) -> frozenset[str]:
+        """Who this connection acts for, as ``gqlchannels.control.disconnect_user`` and the
+        session receivers name them: its user and its Django session, as of now."""
+        return sessions.identities(self.scope)
+
+    async def end_session(self, reason: str) -> None:
+        """Close because the credentials ended (4403; legacy ``connection_error`` first)."""
+        if self.protocol is not None:
+            await self.protocol.end_session(reason)
+        else:
+            await self.close(CloseCode.FORBIDDEN, reason)
+
     async def server_stopping(self) -> None:
         """Close with 1012 (Service Restart): the server is stopping, come back soon."""
         await self.close(CloseCode.SERVICE_RESTART, "Service Restart")
@@ -282,6 +304,10 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         it was."""
         if self.socket.is_open:
             await self.socket.send_text(dumps(message), message.get("type"))
+
+    def client_is_behind(self) -> bool:
+        """Whether the server holds unsent bytes for this client (False when it does not say)."""
+        return bool(self.socket.server.buffered_bytes())
 
     async def send(  # type: ignore[override]  # Channels' own override, as its stubs say
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False

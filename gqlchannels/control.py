@@ -1,11 +1,13 @@
 """The control plane: reach live connections in any process, through each process's hub
 channel.
 
-The sending side (``disconnect``, ``probe``) is used by the admin's "Disconnect selected"
-action and the audit's ``--probe``; it is safe from any thread, because it only sends
-channel-layer messages and never touches a consumer. The receiving side is one
-``ControlPlane`` per event loop: it keeps the loop's live connections, registers its message
-handlers on the loop's hub, and closes or lists connections when asked.
+The sending side (``disconnect``, ``probe``, ``disconnect_user``) is used by the admin's
+"Disconnect selected" action, the audit's ``--probe`` and the receivers that end sessions
+(``gqlchannels.sessions``); it is safe from any thread, because it only sends channel-layer
+messages and never touches a consumer. The receiving side is one ``ControlPlane`` per event
+loop: it keeps the loop's live connections, registers its message handlers on the loop's
+hub, keeps the hub in the control group while it holds connections, and closes or lists
+connections when asked.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from .close_codes import CloseCode
 from .exceptions import LayerMissing
 from .hub import Hub, get_hub
 from .layer import (
+    CONTROL_GROUP,
     DISCONNECT_TYPE,
+    END_SESSIONS_TYPE,
     PROBE_REPLY_TYPE,
     PROBE_TYPE,
     channel_layer,
@@ -31,22 +35,30 @@ from .loops import PerLoop
 logger = logging.getLogger("gqlchannels.control")
 
 
-class Closable(Protocol):
-    """What the control plane needs of a live connection: a way to close it."""
+class Controllable(Protocol):
+    """What the control plane needs of a live connection."""
 
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the socket with ``code``."""
+
+    def identities(self) -> frozenset[str]:
+        """Who the connection acts for (``user:<pk>``, ``session:<key>``), as of now."""
+
+    async def end_session(self, reason: str) -> None:
+        """Close the connection because its credentials ended (4403)."""
 
 
 class ControlPlane:
     """One event loop's live connections, reachable from other processes through its hub."""
 
     def __init__(self) -> None:
-        self.connections: dict[str, Closable] = {}
+        self.connections: dict[str, Controllable] = {}
         self._hub: Hub | None = None
 
-    def attach(self, connection_id: str, connection: Closable) -> Hub | None:
-        """Make a live connection reachable; return the hub that reaches it (None without a
+    def attach(self, connection_id: str, connection: Controllable) -> Hub | None:
+        """Make a live connection reachable, by id at once and by identity once the hub is
+        in the control group (joined in the background by the first connection, so a slow
+        layer never holds a connection up); return the hub that reaches it (None without a
         channel layer: then nothing outside this process can reach it)."""
         if self._hub is None:
             try:
@@ -58,8 +70,11 @@ class ControlPlane:
                 return None
             self._hub.handle(DISCONNECT_TYPE, self._on_disconnect)
             self._hub.handle(PROBE_TYPE, self._on_probe)
+            self._hub.handle(END_SESSIONS_TYPE, self._on_end_sessions)
         self.connections[connection_id] = connection
         self._hub.hold(self)
+        if not self._hub.joined(CONTROL_GROUP):
+            self._hub.spawn(self._hub.join(CONTROL_GROUP))
         return self._hub
 
     def detach(self, connection_id: str) -> None:
@@ -74,6 +89,15 @@ class ControlPlane:
             connection = self.connections.get(connection_id)
             if connection is not None:
                 self._hub.spawn(connection.close(message.get("code"), message.get("reason")))
+
+    def _on_end_sessions(self, message: dict[str, Any]) -> None:
+        assert self._hub is not None
+        identity, reason = message.get("identity"), message.get("reason")
+        if not isinstance(identity, str) or not isinstance(reason, str):
+            return
+        for connection in list(self.connections.values()):
+            if identity in connection.identities():
+                self._hub.spawn(connection.end_session(reason))
 
     def _on_probe(self, message: dict[str, Any]) -> None:
         assert self._hub is not None
@@ -126,6 +150,35 @@ def disconnect_sync(
 ) -> None:
     """``disconnect`` for synchronous code (admin actions, management commands, threads)."""
     run_from_sync(disconnect(targets, code, reason), "disconnect_sync", "disconnect")
+
+
+def user_identity(user: Any) -> str:
+    """The identity of ``user``'s connections (what ``disconnect_user`` matches)."""
+    return f"user:{user.pk}"
+
+
+def session_identity(session_key: str) -> str:
+    """The identity of the connections opened with Django session ``session_key``."""
+    return f"session:{session_key}"
+
+
+async def end_sessions(identity: str, reason: str = "Session ended") -> None:
+    """Close every connection that acts for ``identity``, in every process on the channel
+    layer (4403; legacy ``connection_error`` first): one message to the control group, which
+    each process's hub receives once, whatever number of connections it holds."""
+    message = {"type": END_SESSIONS_TYPE, "identity": identity, "reason": reason}
+    await channel_layer().group_send(CONTROL_GROUP, message)
+
+
+async def disconnect_user(user: Any, reason: str = "Signed out") -> None:
+    """Close every connection of ``user`` in every process (see ``end_sessions``): for a
+    logout, a deactivation, a password change or a ban that must take effect at once."""
+    await end_sessions(user_identity(user), reason)
+
+
+def disconnect_user_sync(user: Any, reason: str = "Signed out") -> None:
+    """``disconnect_user`` for synchronous code (views, signal receivers, commands)."""
+    run_from_sync(disconnect_user(user, reason), "disconnect_user_sync", "disconnect_user")
 
 
 async def probe(hub_channels: Iterable[str], timeout: float = 5.0) -> dict[str, list[str]]:

@@ -92,6 +92,8 @@ class Hub:
         self._handlers: dict[str, MessageHandler] = {}
         self._holders: set[object] = set()
         self._listeners: dict[str, set[Listener]] = {}
+        #: Groups joined for this channel's handlers (the control group) while it is held.
+        self._joined: set[str] = set()
         self._membership = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -130,6 +132,24 @@ class Hub:
         """``holder`` no longer needs the channel."""
         self._holders.discard(holder)
         self._stop_when_idle()
+
+    def joined(self, group: str) -> bool:
+        """Whether ``join(group)`` was asked for (and the hub has not gone idle since)."""
+        return group in self._joined
+
+    async def join(self, group: str) -> None:
+        """Be in ``group`` for this channel's handlers until the hub is idle (a holder must
+        hold it). A join the layer refuses is logged by the fault policy and retried with
+        every re-join, like a subscription's."""
+        if group in self._joined:
+            return
+        self._joined.add(group)
+        channel = await self.channel()
+        async with self._membership:
+            try:
+                await self.faults.call(self.layer, "group_add", group, channel)
+            except Exception:  # the re-join task retries it once the layer answers
+                logger.debug("Could not join %s yet", group)
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         """Send one message to another channel, under the hub's fault policy."""
@@ -198,7 +218,7 @@ class Hub:
     async def _leave_unused(self, groups: list[str]) -> None:
         """Leave each of ``groups`` that nobody re-joined meanwhile (the lock is held)."""
         for group in groups:
-            if group not in self._listeners:
+            if group not in self._listeners and group not in self._joined:
                 await self._leave(group)
 
     async def _leave(self, group: str) -> None:
@@ -222,6 +242,9 @@ class Hub:
             for task in self._tasks:
                 task.cancel()
             self._tasks = []
+            if self._joined:
+                self.spawn(self._leave_when_unused(list(self._joined)))
+                self._joined.clear()
 
     async def _receive(self) -> None:
         channel = await self.channel()
@@ -251,7 +274,7 @@ class Hub:
         """Join every group again (refreshing its expiry); False if the layer failed."""
         async with self._membership:
             try:
-                for group in list(self._listeners):
+                for group in [*self._listeners, *self._joined]:
                     await self.faults.call(self.layer, "group_add", group, self.channel_name)
             except Exception:
                 return False

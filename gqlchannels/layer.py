@@ -30,6 +30,11 @@ DISCONNECT_TYPE = "gqlchannels.disconnect"
 PROBE_TYPE = "gqlchannels.probe"
 #: The answer to a probe (``{"token", "channel", "connections"}``).
 PROBE_REPLY_TYPE = "gqlchannels.probe_reply"
+#: Close the connections of one identity (``{"identity", "reason"}``), sent to the control
+#: group, so every process's hub receives it once.
+END_SESSIONS_TYPE = "gqlchannels.end_sessions"
+#: The group every hub that holds connections is in (not a topic's: those start ``gqlc.``).
+CONTROL_GROUP = "gqlchannels.control"
 
 
 def channel_layer() -> BaseChannelLayer:

@@ -50,12 +50,14 @@ async def _held(root: Any, info: Any, key: str) -> Any:
         record(f"finally {key}")
 
 
-async def _flood(root: Any, info: Any, key: str, size: int) -> Any:
+async def _flood(root: Any, info: Any, key: str, size: int, count: int | None = None) -> Any:
     record(f"start {key}")
     try:
         text = "x" * size
-        while True:
+        sent = 0
+        while count is None or sent < count:
             yield text
+            sent += 1
             await asyncio.sleep(0)
     finally:
         record(f"finally {key}")
@@ -77,9 +79,10 @@ schema = GraphQLSchema(
                 args={
                     "key": GraphQLArgument(GraphQLNonNull(GraphQLString)),
                     "size": GraphQLArgument(GraphQLNonNull(GraphQLInt)),
+                    "count": GraphQLArgument(GraphQLInt),
                 },
                 subscribe=_flood,
-                resolve=lambda event, info, key, size: event,
+                resolve=lambda event, info, **arguments: event,
             ),
         },
     ),

@@ -379,6 +379,20 @@ async def test_unusable_tokens_are_rejected(
         assert await client.closed() == 4403
 
 
+@db
+async def test_a_connection_opened_with_a_token_closes_when_the_token_expires(
+    client_factory: Callable[..., ChatClient],
+) -> None:
+    frank = await create_user("frank")
+    with mock.patch.object(tokens, "TOKEN_MAX_AGE", 2):
+        token = tokens.make_token(frank)
+        client = client_factory(TRANSPORT_WS)
+        assert (await client.connect())[0]
+        await client.send({"type": "connection_init", "payload": {"token": token}})
+        assert (await client.receive())["type"] == "connection_ack"
+        assert await client.closed() == 4403
+
+
 @database_sync_to_async
 def session_cookie(user: Any) -> tuple[bytes, bytes]:
     """The ``Cookie`` header of a browser logged in as ``user``."""

@@ -26,6 +26,7 @@ class FakeTransport:
         self.closed: tuple[int, str] | None = None
         self.new_frame = asyncio.Event()
         self.finished: list[str] = []
+        self.behind = False
 
     async def send_message(self, message: ServerMessage) -> None:
         self.sent.append(message)
@@ -39,6 +40,9 @@ class FakeTransport:
 
     async def admit(self, operation_id: str, request: OperationRequest) -> Any:
         return None
+
+    def client_is_behind(self) -> bool:
+        return self.behind
 
     def operation_finished(self, operation_id: str) -> None:
         self.finished.append(operation_id)
@@ -66,6 +70,38 @@ async def test_ping_is_answered_by_pong():
     protocol = TransportWSProtocol(connection, ProtocolOptions())
     await protocol.receive({"type": "ping"})
     assert connection.sent == [{"type": "pong"}]
+
+
+async def test_pings_from_a_client_that_is_behind_owe_one_pong_and_ask_for_proof_of_reading():
+    connection = fake_transport()
+    protocol = TransportWSProtocol(connection, ProtocolOptions(pong_timeout=None))
+    connection.behind = True
+    for _ in range(100):
+        await protocol.receive({"type": "ping"})
+    assert connection.sent == [{"type": "ping"}]
+
+
+async def test_the_owed_pong_goes_out_once_the_client_answers_the_servers_ping():
+    connection = fake_transport()
+    protocol = TransportWSProtocol(connection, ProtocolOptions(pong_timeout=None))
+    connection.behind = True
+    for _ in range(3):
+        await protocol.receive({"type": "ping"})
+    connection.behind = False
+    await protocol.receive({"type": "pong"})
+    await protocol.receive({"type": "ping"})
+    assert connection.sent == [{"type": "ping"}, {"type": "pong"}, {"type": "pong"}]
+
+
+async def test_an_unsolicited_pong_releases_no_owed_pong():
+    connection = fake_transport()
+    protocol = TransportWSProtocol(connection, ProtocolOptions(pong_timeout=None))
+    await protocol.receive({"type": "pong"})
+    connection.behind = True
+    await protocol.receive({"type": "ping"})
+    await protocol.receive({"type": "pong"})  # answers the server's ping: releases the pong
+    await protocol.receive({"type": "pong"})  # unsolicited: nothing more
+    assert connection.sent == [{"type": "ping"}, {"type": "pong"}]
 
 
 async def test_transport_ws_closes_4400_on_a_non_object_message():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from gqlchannels import CloseCode, control
-from gqlchannels.broadcast import group_name
+from gqlchannels.broadcast import GROUP_PREFIX, group_name
 from gqlchannels.consumers import GraphQLWSConsumer
 from gqlchannels.control import get_control_plane
 from gqlchannels.hub import get_hub
@@ -272,6 +273,9 @@ class SwallowsCancellation:
         return getattr(self._layer, name)
 
     async def group_add(self, group: str, channel: str) -> None:
+        if not group.startswith(GROUP_PREFIX):  # the control group: only topics hang here
+            await self._layer.group_add(group, channel)
+            return
         self.entered.set()
         try:
             await asyncio.Event().wait()
@@ -289,3 +293,40 @@ async def test_a_cancellation_swallowed_by_layer_io_still_ends_the_subscription(
     await communicator.disconnect(code=1006)
     assert fresh_probe.finalized["s"].is_set()
     assert hub.groups() == [] and hub.listener_count() == 0
+
+
+def live_consumers() -> int:
+    """Consumer instances still reachable after a full collection."""
+    gc.collect()
+    return sum(isinstance(thing, GraphQLWSConsumer) for thing in gc.get_objects())
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT, LEGACY])
+async def test_connections_dropped_mid_subscription_leave_no_consumer_alive(protocol, fresh_probe):
+    before = live_consumers()
+    for round_number in range(20):
+        communicator = await open_connection(protocol)
+        key = f"churn-{round_number}"
+        await start(
+            communicator, protocol, key, f'subscription {{ events(topic: "churn", key: "{key}") }}'
+        )
+        await wait_listening("churn")
+        await communicator.disconnect(code=1006)
+        assert fresh_probe.finalized[key].is_set()
+    del communicator
+    assert live_consumers() == before
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT, LEGACY])
+async def test_connections_closed_for_malformed_frames_leave_no_consumer_alive(protocol):
+    before = live_consumers()
+    for _ in range(20):
+        communicator = await open_connection(protocol)
+        await communicator.send_to(text_data="{not json")
+        if protocol == TRANSPORT:
+            assert (await closed_with(communicator))[0] == CloseCode.BAD_REQUEST
+        else:
+            assert (await receive(communicator))["type"] == "connection_error"
+        await communicator.disconnect()
+    del communicator
+    assert live_consumers() == before

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 import websockets
 from websockets.typing import Subprotocol
 
-from tests.live_server import LiveServer, running_server
+from tests.live_server import HOST, LiveServer, running_server
 from tests.ws_client import TIMEOUT, RawClient
 
 pytestmark = pytest.mark.e2e
@@ -113,3 +114,58 @@ async def test_a_burst_of_frames_is_read_at_the_servers_pace_and_every_one_is_an
     await client.send({"type": "ping"})
     assert await client.frame() == {"type": "pong"}
     await client.close()
+
+
+@pytest.fixture(scope="module")
+def roomy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Path]]:
+    """One daphne whose budget (64 MiB) lets it hold megabytes for a client that is behind."""
+    directory = tmp_path_factory.mktemp("roomy")
+    events = directory / "events.log"
+    env = {
+        "GQLCHANNELS_TEST_EVENTS": str(events),
+        "GQLCHANNELS_MAX_OUTBOUND_BUFFER_BYTES": str(64 * BUDGET),
+        "GQLCHANNELS_KEEPALIVE_INTERVAL": "3600",
+    }
+    with running_server(directory, application=APPLICATION, env=env) as live:
+        yield live, events
+
+
+async def test_pings_from_a_client_that_is_behind_are_answered_by_one_owed_pong(
+    roomy_server: tuple[LiveServer, Path],
+) -> None:
+    live, events = roomy_server
+    pings = 1000
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    sock.connect((HOST, live.port))
+    client = await acknowledged(live, "graphql-transport-ws", sock=sock, max_queue=1)
+    # 8 MiB the client does not read yet: more than the kernel's buffers take, so the server
+    # holds the rest, under its budget.
+    query = f'subscription {{ flood(key: "behind", size: {FRAME}, count: 128) }}'
+    await client.send(subscribe("graphql-transport-ws", "behind", query))
+    await finished(events, "behind")
+
+    for _ in range(pings):
+        await client.ws.send('{"type":"ping"}')
+
+    seen = await frames_until(client, lambda frame: frame["type"] == "pong")
+    await client.send({"type": "subscribe", "id": "last", "payload": {"query": "{ ok }"}})
+    then = await frames_until(client, lambda frame: frame == {"id": "last", "type": "complete"})
+
+    assert seen.count("ping") == 1 and seen.count("pong") == 1, seen
+    assert "pong" not in then, then
+    await client.close()
+
+
+async def frames_until(client: RawClient, last: Callable[[dict[str, Any]], bool]) -> list[str]:
+    """The types of the frames read up to and including the first that ``last`` accepts,
+    answering server pings on the way."""
+    types = []
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            frame = json.loads(await client.ws.recv())
+            types.append(frame["type"])
+            if frame["type"] == "ping":
+                await client.ws.send('{"type":"pong"}')
+            if last(frame):
+                return types

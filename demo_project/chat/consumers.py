@@ -7,7 +7,7 @@ from typing import Any
 
 from gqlchannels.consumers import GraphQLWSConsumer
 
-from .tokens import user_for_token
+from .tokens import token_expiry, user_for_token
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +19,9 @@ class ChatConsumer(GraphQLWSConsumer):
     (``AuthMiddlewareStack``); scripts and other clients send ``{"token": ...}`` from
     ``manage.py chat_token`` instead. A token that does not check out refuses the connection
     (``graphql-transport-ws`` closes 4403) rather than silently continuing as anonymous, so a
-    client with an expired token finds out at once. Without a token the session user stays.
+    client with an expired token finds out at once, and a connection opened with a token is
+    closed (4403) when the token expires. Without a token the session user stays; logging
+    out closes the connection (``GQLCHANNELS['END_SESSIONS']``).
     """
 
     async def on_connect(self, payload: dict[str, Any]) -> bool | dict[str, Any] | None:
@@ -32,6 +34,9 @@ class ChatConsumer(GraphQLWSConsumer):
             logger.info("Refused a connection with an invalid or expired token")
             return False
         self.scope["user"] = user
+        expiry = token_expiry(token)
+        if expiry is not None:
+            self.expire_at(expiry)  # closed 4403 when the token runs out, not only at connect
         return None
 
     async def on_disconnect(self) -> None:

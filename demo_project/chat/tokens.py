@@ -6,6 +6,7 @@ be forged without ``SECRET_KEY``, and it stops working after ``TOKEN_MAX_AGE`` s
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -18,8 +19,21 @@ TOKEN_MAX_AGE = 24 * 60 * 60
 
 
 def make_token(user: Any) -> str:
-    """A token that identifies ``user`` (for ``connection_init``'s ``token``) for a day."""
-    return signing.dumps({"user": user.pk}, salt=TOKEN_SALT)
+    """A token that identifies ``user`` (for ``connection_init``'s ``token``) for a day; it
+    carries its expiry (``exp``, a UNIX time), at which a connection it opened is closed."""
+    return signing.dumps(
+        {"user": user.pk, "exp": int(time.time()) + TOKEN_MAX_AGE}, salt=TOKEN_SALT
+    )
+
+
+def token_expiry(token: str) -> float | None:
+    """When ``token`` stops being valid (its ``exp``), or None when it does not say."""
+    try:
+        data = signing.loads(token, salt=TOKEN_SALT, max_age=TOKEN_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    expiry = data.get("exp") if isinstance(data, dict) else None
+    return float(expiry) if isinstance(expiry, int | float) else None
 
 
 async def user_for_token(token: Any) -> Any | None:

@@ -51,6 +51,10 @@ class Transport(Protocol):
     async def close(self, code: int, reason: str = "") -> None:
         """Close the socket (at most once) and stop the protocol."""
 
+    def client_is_behind(self) -> bool:
+        """Whether the server still holds bytes for the client that its socket has not taken
+        (the client is not reading, or not yet)."""
+
     async def authorize(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         """Run ``on_connect``; return the ack payload or raise ConnectionRejected."""
 
@@ -181,6 +185,7 @@ class BaseProtocol(ABC):
         self.connection_params: dict[str, Any] = {}
         self._acknowledged = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
+        self._expiry: asyncio.Task[None] | None = None
 
     # -- lifecycle, driven by the transport -------------------------------------------------
 
@@ -230,6 +235,22 @@ class BaseProtocol(ABC):
         """Close 4500 after a fault of the server's own (legacy first says so in a frame)."""
         await self.transport.close(CloseCode.INTERNAL_SERVER_ERROR, MASKED_MESSAGE)
 
+    async def end_session(self, reason: str) -> None:
+        """The connection's credentials ended (logout, expiry): refused as a rejected
+        ``connection_init`` is, 4403 (legacy ``connection_error`` first), so a client that
+        reconnects must bring fresh credentials."""
+        await self._reject(reason)
+
+    def end_session_in(self, seconds: float) -> None:
+        """End the session ``seconds`` from now (a token's expiry); a later call replaces it."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = self._spawn(self._end_session_after(seconds))
+
+    async def _end_session_after(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+        await self.end_session("Credentials expired")
+
     def halt(self) -> None:
         """Cancel timers and every operation without waiting (the socket is closing)."""
         self.state = ConnectionState.CLOSED
@@ -239,9 +260,15 @@ class BaseProtocol(ABC):
 
     async def stop(self) -> int:
         """Halt, then wait (bounded by ``disconnect_timeout``) until every operation's
-        ``finally`` has run. Idempotent; returns how many were still running at the deadline."""
+        ``finally`` has run and every timer has ended, so nothing of the connection outlives
+        it (a cancelled timer's frame would keep the whole connection alive until it wakes).
+        Idempotent; returns how many operations were still running at the deadline."""
         self.halt()
-        return await self.operations.wait_all(self.options.disconnect_timeout)
+        timers = [task for task in self._background if task is not asyncio.current_task()]
+        unfinished = await self.operations.wait_all(self.options.disconnect_timeout)
+        if timers:
+            await asyncio.wait(timers, timeout=self.options.disconnect_timeout)
+        return unfinished
 
     # -- connection_init ----------------------------------------------------------------
 

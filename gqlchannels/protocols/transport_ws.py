@@ -31,6 +31,9 @@ class TransportWSProtocol(BaseProtocol):
         self._ping_in_flight: int | None = None  # _frames_sent when the unanswered ping left
         self._pong_deadline: asyncio.Task[None] | None = None
         self._window_open = asyncio.Event()
+        # At most one pong is owed at a time: pings that arrive while the client is not taking
+        # what the server sends are answered by one pong, once it proves it reads again.
+        self._pong_owed = False
 
     async def _refuse(self, message: dict[str, Any] | None, reason: str) -> None:
         """Any frame that is not a message the spec defines closes the socket with 4400."""
@@ -49,15 +52,30 @@ class TransportWSProtocol(BaseProtocol):
         await self.transport.close(CloseCode.FORBIDDEN, close_reason(message or "Forbidden"))
 
     async def _on_ping(self, message: dict[str, Any]) -> None:
-        await self.transport.send_message({"type": "pong"})
+        """Answer at once while the client takes what we send. A client that sends pings but
+        leaves our frames unread would have its pongs pile up in the server: instead one pong
+        is owed, further pings add nothing, and our own ping asks it to prove it reads."""
+        if self._pong_owed:
+            return
+        if self.transport.client_is_behind():
+            self._pong_owed = True
+            await self._ping()
+        else:
+            await self.transport.send_message({"type": "pong"})
 
     async def _on_pong(self, message: dict[str, Any]) -> None:
-        if self._ping_in_flight is not None:
-            self._frames_read = self._ping_in_flight
-            self._ping_in_flight = None
-            if self._pong_deadline is not None:
-                self._pong_deadline.cancel()
-            self._window_open.set()
+        """Only a pong while our ping is unanswered counts as its answer: it proves the client
+        read every frame sent before that ping. Any other pong changes nothing."""
+        if self._ping_in_flight is None:
+            return
+        self._frames_read = self._ping_in_flight
+        self._ping_in_flight = None
+        if self._pong_deadline is not None:
+            self._pong_deadline.cancel()
+        self._window_open.set()
+        if self._pong_owed:
+            self._pong_owed = False
+            await self.transport.send_message({"type": "pong"})
 
     async def _on_subscribe(self, message: dict[str, Any]) -> None:
         operation_id = message["id"]
