@@ -149,5 +149,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"gqlchannels": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    # The demo's own lines too, whichever server runs it (uvicorn leaves the root logger at
+    # WARNING; daphne sets it to INFO).
+    "loggers": {
+        name: {"handlers": ["console"], "level": "INFO", "propagate": False}
+        for name in ("gqlchannels", "demo_project")
+    },
 }

@@ -30,7 +30,7 @@ import pytest
 import redis
 
 from tests import server_database
-from tests.live_server import ORIGIN, PROJECT_ROOT, LiveServer, running_daphne
+from tests.live_server import ORIGIN, PROJECT_ROOT, LiveServer, running_server
 from tests.ws_client import RawClient
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
@@ -65,9 +65,12 @@ def redis_url() -> str:
     return url
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, LiveServer]]:
-    """Servers A and B: one Redis (under a prefix of their own), one SQLite file."""
+@pytest.fixture(scope="module", params=[("daphne", "uvicorn"), ("uvicorn", "daphne")], ids="-".join)
+def servers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Servers A and B: one Redis (under a prefix of their own), one SQLite file; daphne and
+    uvicorn, each in both roles (the tests run twice)."""
     env = {
         "REDIS_URL": redis_url(),
         "GQLCHANNELS_REDIS_PREFIX": f"gqlctrack{uuid.uuid4().hex[:12]}",
@@ -76,8 +79,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServ
     root = tmp_path_factory.mktemp("tracking-live")
     database = root / "shared.sqlite3"
     with (
-        running_daphne(root / "a", env=env, database=database) as a,
-        running_daphne(root / "b", env=env, database=database) as b,
+        running_server(root / "a", request.param[0], env=env, database=database) as a,
+        running_server(root / "b", request.param[1], env=env, database=database) as b,
     ):
         yield a, b
 
