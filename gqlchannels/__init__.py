@@ -26,9 +26,13 @@ _PUBLIC = {
     "OperationRefused": "exceptions",
     "OperationRequest": "execution",
     "inline": "resolvers",
+    "publish_changes": "changes",
+    "publish_failures": "change_delivery",
 }
 
 if TYPE_CHECKING:
+    from .change_delivery import publish_failures
+    from .changes import publish_changes
     from .close_codes import CloseCode
     from .consumers import GraphQLWSConsumer
     from .context import GraphQLWSContext
@@ -49,6 +53,8 @@ __all__ = [
     "broadcast_sync",
     "inline",
     "listen",
+    "publish_changes",
+    "publish_failures",
 ]
 
 
