@@ -87,10 +87,11 @@ async def _publish(events: list[Event]) -> None:
 
 def _failed(topic: str, event: dict[str, Any], error: Exception) -> None:
     logger.error(
-        "Committed change not published (%s %s pk=%r): %s",
+        "Committed change not published (%s %s pk=%r to %r): %s",
         event["type"],
         event["model"],
         event["pk"],
+        topic,
         error,
     )
     failures = _failures.get()
