@@ -17,6 +17,10 @@ Django's ``transaction.on_commit`` decides what survives, so the rules are Djang
   references to the batch: the connection's next transaction starts from an empty one;
 - outside any transaction (autocommit) ``on_commit`` runs its callback at once, so a change
   is published as soon as it is saved.
+
+One corner is not told apart: a change made by another ``on_commit`` callback of the same
+commit, before the batch's flush has run, joins that batch (and is published with it even
+if it was made in a transaction of its own that then rolled back).
 """
 
 from __future__ import annotations

@@ -126,6 +126,8 @@ class ChangePublisher(Generic[M]):
             self._record(using, instance, "created", known=True, before=None)
         elif self.dispatch_uid in before:
             topic = before.pop(self.dispatch_uid)
+            if not before:
+                del instance.__dict__[_BEFORE]
             self._record(using, instance, "updated", known=True, before=topic)
         else:
             self._record(using, instance, "updated", known=False, before=None)

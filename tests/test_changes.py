@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime
 import decimal
+import io
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -437,7 +438,7 @@ async def test_a_management_command_publishes_what_it_commits(subscribe) -> None
     )
     try:
         events = await subscribe("changes.users")
-        await sync_to_async(call_command)("chat_token", "eve", "--create", stdout=None)
+        await sync_to_async(call_command)("chat_token", "eve", "--create", stdout=io.StringIO())
         event = await events.next()
         assert (event["type"], event["model"], event["data"]) == (
             "created",
@@ -509,6 +510,20 @@ async def test_a_disconnected_publisher_publishes_nothing(subscribe) -> None:
     events = await subscribe(topic)
     await make_message(room)
     await events.nothing_before_sentinel(topic)
+
+
+async def test_a_publisher_for_another_database_ignores_this_ones_changes(subscribe) -> None:
+    elsewhere = gqlchannels.publish_changes(
+        Message, topic=topic_of, using="elsewhere", dispatch_uid="test-elsewhere"
+    )
+    try:
+        room = await make_room()
+        topic = f"changes.room.{room.pk}"
+        events = await subscribe(topic)
+        await make_message(room)
+        await events.nothing_before_sentinel(topic)
+    finally:
+        elsewhere.disconnect()
 
 
 def test_fields_must_name_concrete_fields() -> None:
