@@ -33,6 +33,8 @@ M = TypeVar("M", bound=Model)
 
 #: Where ``pre_save`` leaves the topic read from the row for ``post_save``, by dispatch uid.
 _BEFORE = "_gqlchannels_topic_before"
+#: No row was read for this save (the transaction had read it, or the save inserts).
+_UNREAD = object()
 
 _publishers: dict[str, ChangePublisher[Any]] = {}
 _lock = threading.Lock()
@@ -119,18 +121,18 @@ class ChangePublisher(Generic[M]):
     def _post_save(
         self, sender: type[M], instance: M, created: bool, raw: bool, using: str, **_: Any
     ) -> None:
-        before = instance.__dict__.get(_BEFORE, {})
+        stash = instance.__dict__.get(_BEFORE, {})
+        read = stash.pop(self.dispatch_uid, _UNREAD)
+        if not stash:
+            instance.__dict__.pop(_BEFORE, None)
         if raw or not self._covers(using):
             return
         if created:
             self._record(using, instance, "created", known=True, before=None)
-        elif self.dispatch_uid in before:
-            topic = before.pop(self.dispatch_uid)
-            if not before:
-                del instance.__dict__[_BEFORE]
-            self._record(using, instance, "updated", known=True, before=topic)
-        else:
+        elif read is _UNREAD:
             self._record(using, instance, "updated", known=False, before=None)
+        else:
+            self._record(using, instance, "updated", known=True, before=read)
 
     def _post_delete(self, sender: type[M], instance: M, using: str, **_: Any) -> None:
         if self._covers(using):
