@@ -241,6 +241,34 @@ async def test_posted_message_is_stored_and_reaches_subscribers_of_its_room_only
 
 
 @db
+async def test_message_added_announces_messages_stored_outside_graphql_but_not_edits(
+    open_client: OpenClient,
+) -> None:
+    lobby = await open_client()
+    lobby_op = await lobby.start(MESSAGE_ADDED, room="lobby")
+    await listening("room:lobby")
+
+    @database_sync_to_async
+    def store_then_edit() -> Message:
+        room = Room.objects.create(name="lobby")
+        message = Message.objects.create(room=room, text="from a script")
+        message.text = "edited"
+        message.save()
+        return Message.objects.create(room=room, text="second")
+
+    second = await store_then_edit()
+    first_event = await lobby.result(lobby_op)
+    assert first_event["data"]["messageAdded"]["text"] == "from a script"
+    second_event = await lobby.result(lobby_op)
+    assert second_event["data"]["messageAdded"] == {
+        "id": str(second.pk),
+        "room": "lobby",
+        "author": None,
+        "text": "second",
+    }
+
+
+@db
 async def test_messages_returns_the_last_ones_oldest_first(open_client: OpenClient) -> None:
     client = await open_client()
     for text in ("one", "two", "three"):
