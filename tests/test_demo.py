@@ -421,6 +421,26 @@ async def test_a_connection_opened_with_a_token_closes_when_the_token_expires(
         assert await client.closed() == 4403
 
 
+MESSAGE_FEED = "subscription Feed($room: String!) { messageFeed(room: $room, last: 2) { text } }"
+
+
+@db
+@both_protocols
+async def test_message_feed_starts_with_the_rooms_latest_messages_then_follows_new_ones(
+    protocol: str, open_client: OpenClient
+) -> None:
+    poster, reader = await open_client(protocol), await open_client(protocol)
+    for text in ("one", "two", "three"):
+        await poster.execute(POST, room="feed", text=text)
+
+    feed = await reader.start(MESSAGE_FEED, room="feed")
+    first = await reader.result(feed)
+    await poster.execute(POST, room="feed", text="four")
+
+    assert first == {"data": {"messageFeed": [{"text": "two"}, {"text": "three"}]}}
+    assert await reader.result(feed) == {"data": {"messageFeed": [{"text": "four"}]}}
+
+
 @database_sync_to_async
 def session_cookie(user: Any) -> tuple[bytes, bytes]:
     """The ``Cookie`` header of a browser logged in as ``user``."""

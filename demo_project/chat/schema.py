@@ -231,6 +231,30 @@ def _message_added(event: Any, info: Any, **args: Any) -> Any:
     return event["data"] if _is_message_change(event) else event
 
 
+async def subscribe_message_feed(
+    root: Any, info: Any, room: str, last: int | None
+) -> AsyncIterator[Any]:
+    """The ``last`` most recent messages of ``room`` first, then each new one: a gap-free
+    start (``listen(initial=...)`` reads the history only once the room's group is joined, so
+    a message posted meanwhile is in the history or comes after it, never lost)."""
+
+    def history() -> list[Any]:
+        return resolve_messages(root, info, room, last)  # sync: in the database thread
+
+    async for value in gqlchannels.listen(info, room_topic(room), initial=history):
+        if isinstance(value, list):
+            yield value
+        elif not _is_message_change(value) or value["type"] == "created":
+            yield [value]
+
+
+def _message_feed(values: list[Any], info: Any, **args: Any) -> list[Any]:
+    """Messages (the history's ``Message`` objects) or new messages' events, as messages."""
+    return [
+        value if isinstance(value, Message) else _message_added(value, info) for value in values
+    ]
+
+
 async def subscribe_countdown(root: Any, info: Any, start: int) -> AsyncIterator[int]:
     """``start``, ``start - 1`` ... ``0``, one a second: a subscription that ends by itself."""
     if not 0 <= start <= MAX_COUNTDOWN:
@@ -289,6 +313,15 @@ subscription_type = GraphQLObjectType(
             args={"room": _room_argument()},
             subscribe=subscribe_message_added,
             resolve=_message_added,
+        ),
+        "messageFeed": GraphQLField(
+            GraphQLNonNull(GraphQLList(GraphQLNonNull(message_type))),
+            args={
+                "room": _room_argument(),
+                "last": GraphQLArgument(GraphQLInt, default_value=DEFAULT_LAST),
+            },
+            subscribe=subscribe_message_feed,
+            resolve=_message_feed,
         ),
         "countdown": GraphQLField(
             GraphQLNonNull(GraphQLInt),
