@@ -12,7 +12,7 @@ import hashlib
 import inspect
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -85,7 +85,8 @@ def broadcast_sync(topic: str, payload: Any) -> None:
 async def listen(
     info: Any,
     *topics: str,
-    shared: bool = False,
+    shared: bool | Callable[[Any], Hashable] | None = None,
+    filter: Callable[[Any], bool] | None = None,
     buffer_size: int | None = None,
     initial: Callable[[], Any] | None = None,
 ) -> AsyncIterator[Any]:
@@ -99,10 +100,16 @@ async def listen(
     ``shared=True`` promises that the subscription's result depends only on the event, the
     document, the operation name and the variables, never on the context (the user, the
     connection): each event is then executed and encoded once for all the subscriptions in
-    this process that sent the same operation, instead of once per subscriber. Leave it off
-    when any field under the subscription reads ``info.context`` or filters by permission.
-    The event must reach graphql-core as the object ``listen`` yielded (yielding it from a
-    wrapping generator is fine; a transformed event is executed per subscriber).
+    this process that sent the same operation, instead of once per subscriber. A function
+    of the context instead (``shared=lambda context: context.user.is_staff``) promises the
+    result depends on that key too: subscriptions with equal keys share. ``shared=None`` (the
+    default) shares when every resolver the selection can call is pure
+    (``gqlchannels.purity``); ``shared=False`` never shares. The event must reach graphql-core
+    as the object ``listen`` yielded (yielding it from a wrapping generator is fine; a
+    transformed event is executed per subscriber).
+
+    ``filter(event)`` runs on each event before anything else: an event it refuses is
+    skipped, costing this subscription no execution and leaving the others' sharing intact.
 
     ``initial`` (a function, sync or async) gives the subscription its first value, for
     example the current state from the database, shaped like an event. It is called only
@@ -121,14 +128,17 @@ async def listen(
     listener = await hub.add(groups, buffer_size or conf.get("SUBSCRIPTION_BUFFER_SIZE"))
     if scope is not None:
         scope.event_source = listener
-    sharing = scope if shared else None
+    key = sharing_key(info, shared) if scope is not None else None
+    sharing = scope if key is not None else None
     if sharing is not None:
-        sharing.share(listener)
+        sharing.share(listener, key)
     try:
         if initial is not None:
             yield await initial_value(initial)
         while True:
-            yield await listener.get()
+            event = await listener.get()
+            if filter is None or filter(event):
+                yield event
     finally:
         if scope is not None and scope.event_source is listener:
             scope.event_source = None
@@ -144,3 +154,18 @@ async def initial_value(initial: Callable[[], Any]) -> Any:
         return await initial()
     value = await sync_to_async(initial)()
     return await value if inspect.isawaitable(value) else value
+
+
+def sharing_key(info: Any, shared: bool | Callable[[Any], Hashable] | None) -> Hashable | None:
+    """What a subscription shares its results under, besides its operation (None: it does
+    not share): ``()`` for ``shared=True`` and for a pure selection, the key of its context
+    for a key function."""
+    if shared is True:
+        return ()
+    if shared is None:
+        from .purity import pure_subscription  # graphql-core's types: only once listening
+
+        return () if pure_subscription(info) else None
+    if shared is False:
+        return None
+    return ("key", shared(getattr(info, "context", None)))

@@ -55,11 +55,27 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-#: The test of each numeric kind (the other kinds have checks of their own).
-_NUMBER_TESTS: dict[Kind, Callable[[Any], bool]] = {
+def _are_protocols(value: Any) -> bool:
+    """A non-empty list or tuple of subprotocols gqlchannels speaks."""
+    from .protocols import PROTOCOLS  # the protocols import this module: not at import
+
+    return (
+        isinstance(value, list | tuple)
+        and bool(value)
+        and all(isinstance(name, str) and name in PROTOCOLS for name in value)
+    )
+
+
+#: The test of each kind whose values a type test decides (the schema and the rule paths
+#: must be imported, which their own checks do).
+_KIND_TESTS: dict[Kind, Callable[[Any], bool]] = {
     Kind.POSITIVE_INTEGER: lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
     Kind.NON_NEGATIVE_NUMBER: lambda v: _is_number(v) and v >= 0,
     Kind.POSITIVE_NUMBER: lambda v: _is_number(v) and v > 0,
+    Kind.PROTOCOLS: _are_protocols,
+    Kind.BOOLEAN: lambda v: isinstance(v, bool),
+    Kind.LAYER_ALIAS: lambda v: isinstance(v, str),
+    Kind.RESOLVER_POLICY: lambda v: v in ("thread", "inline"),
 }
 
 
@@ -83,10 +99,11 @@ class Setting:
         return self.name.lower()
 
     def accepts(self, value: Any) -> bool:
-        """Whether ``value`` is of this setting's kind (numeric kinds; others pass here)."""
+        """Whether ``value`` is of this setting's kind (the schema and the rule paths pass
+        here: their checks import them)."""
         if value is None and self.optional:
             return True
-        test = _NUMBER_TESTS.get(self.kind)
+        test = _KIND_TESTS.get(self.kind)
         return test is None or test(value)
 
 

@@ -29,6 +29,7 @@ from graphql import GraphQLError
 
 from . import conf, control, drain, sessions, signals
 from .context import GraphQLWSContext
+from .delivery import Delivered
 from .execution import Executor, OperationRequest, resolve_schema
 from .guarded import GuardedSocket
 from .hub import Hub
@@ -327,6 +328,12 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         if close:
             await self.close()
 
+    async def complete_operation(self, operation_id: str) -> None:
+        """End one of this connection's operations from the server's side (the control
+        plane's ``complete``): it is cancelled and the client gets ``complete``."""
+        if self.protocol is not None:
+            await self.protocol.complete_operation(operation_id)
+
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the socket once, and stop every operation (their frames would be dropped)."""
         await self.socket.close(code, reason)
@@ -354,8 +361,11 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             )
         return result if isinstance(result, dict) else None
 
-    async def admit(self, operation_id: str, request: OperationRequest) -> Any:
-        """Run ``on_operation`` and build this operation's context."""
+    async def admit(
+        self, operation_id: str, request: OperationRequest, delivered: Delivered
+    ) -> Any:
+        """Run ``on_operation`` and build this operation's context; the operation's record
+        carries ``delivered``, its count of result frames."""
         try:
             allowed = await self.on_operation(operation_id, request)
         except GraphQLError as error:
@@ -372,7 +382,12 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
                 request=request,
                 context=context,
                 record=OperationRecord.of(
-                    self.connection_id, operation_id, request, operation_type, operation_name
+                    self.connection_id,
+                    operation_id,
+                    request,
+                    operation_type,
+                    operation_name,
+                    delivered,
                 ),
             )
         return context

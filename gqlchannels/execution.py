@@ -280,7 +280,8 @@ class Executor:
                     yield self.format_result(result)
                 else:
                     yield await shared.get(
-                        share_key, functools.partial(self._encoded, execute_event, event)
+                        (share_key, scope.sharing_key),
+                        functools.partial(self._encoded, execute_event, event),
                     )
         finally:
             aclose = getattr(source, "aclose", None)

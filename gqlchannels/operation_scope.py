@@ -17,7 +17,7 @@ topics are not shown and their results are not shared, which is safe.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -49,6 +49,8 @@ class OperationScope:
     topics: set[str] = field(default_factory=set)
     #: The listener whose events may be shared (``listen(..., shared=True)``), if any.
     shared_source: SharingSource | None = None
+    #: What else than the operation its shared results depend on (``listen``'s key).
+    sharing_key: Hashable = ()
     #: The listener the operation takes its events from (``listen``), if any: the publish
     #: time of the event it handed out last gives each result's delivery lag.
     event_source: EventSource | None = None
@@ -62,9 +64,11 @@ class OperationScope:
         if self.on_topics is not None:
             self.on_topics(frozenset(self.topics))
 
-    def share(self, source: SharingSource | None) -> None:
-        """Make ``source``'s events shareable for this operation (None to stop)."""
+    def share(self, source: SharingSource | None, key: Hashable = ()) -> None:
+        """Make ``source``'s events shareable for this operation, among operations whose
+        sharing ``key`` is equal (None to stop)."""
         self.shared_source = source
+        self.sharing_key = key
 
     def event_sent_at(self) -> float | None:
         """When the event the operation received last was published (None: not known)."""

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 
 from .. import conf
 from ..close_codes import CloseCode
+from ..delivery import Delivered
 from ..exceptions import ConnectionRejected, OperationRefused
 from ..execution import MASKED_MESSAGE, Executor, OperationFailed, OperationRequest
 from ..json import UnencodableJSON
@@ -60,8 +61,11 @@ class Transport(Protocol):
     async def authorize(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         """Run ``on_connect``; return the ack payload or raise ConnectionRejected."""
 
-    async def admit(self, operation_id: str, request: OperationRequest) -> Any:
-        """Run ``on_operation`` and build the context; raise OperationRefused to refuse."""
+    async def admit(
+        self, operation_id: str, request: OperationRequest, delivered: Delivered
+    ) -> Any:
+        """Run ``on_operation`` and build the context; raise OperationRefused to refuse.
+        ``delivered`` counts the operation's result frames as they go out."""
 
     def operation_finished(self, operation_id: str) -> None:
         """Called once for every admitted operation, however it ended."""
@@ -315,6 +319,16 @@ class BaseProtocol(ABC):
 
     # -- operations ---------------------------------------------------------------------
 
+    async def complete_operation(self, operation_id: str) -> bool:
+        """End one running operation from the server's side (the admin's "Stop the selected
+        operations"): cancel it, so its ``finally`` runs, and send the client ``complete``,
+        which both subprotocols take as the end of that operation alone. False when no
+        operation runs under ``operation_id``."""
+        if not self.operations.cancel(operation_id):
+            return False
+        await self.transport.send_message({"id": operation_id, "type": "complete"})
+        return True
+
     async def _start_operation(self, operation_id: str, request: OperationRequest) -> None:
         """Register and start one operation (it runs on the next loop turn), or refuse it
         with an ``error`` when the connection already runs as many as it may."""
@@ -333,13 +347,13 @@ class BaseProtocol(ABC):
     async def _run_operation(self, operation_id: str, request: OperationRequest) -> None:
         await self._acknowledged.wait()
         admitted = False
+        delivered = Delivered()
         watch = OperationWatch(self.name)
         try:
             await watch.begin(self.transport.executor, request)
-            context = await self.transport.admit(operation_id, request)
+            context = await self.transport.admit(operation_id, request, delivered)
             admitted = True
             watch.admitted()
-            sent = 0
             scope = OperationScope(
                 operation_id, functools.partial(self.transport.operation_listens, operation_id)
             )
@@ -347,8 +361,8 @@ class BaseProtocol(ABC):
                 message = self._result_message(operation_id, result)
                 if await self._send_for(operation_id, message) and watch.counts_deliveries:
                     watch.recorder.delivered(scope.event_sent_at())
-                sent += 1
-                if sent % RESULTS_PER_TURN == 0:
+                delivered.count += 1
+                if delivered.count % RESULTS_PER_TURN == 0:
                     # A source that never suspends (and a server whose send never waits)
                     # would otherwise keep the loop from every other connection.
                     await asyncio.sleep(0)
