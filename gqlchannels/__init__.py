@@ -27,9 +27,13 @@ _PUBLIC = {
     "OperationRequest": "execution",
     "inline": "resolvers",
     "pure": "purity",
+    "publish_changes": "changes",
+    "publish_failures": "change_delivery",
 }
 
 if TYPE_CHECKING:
+    from .change_delivery import publish_failures
+    from .changes import publish_changes
     from .close_codes import CloseCode
     from .consumers import GraphQLWSConsumer
     from .context import GraphQLWSContext
@@ -51,6 +55,8 @@ __all__ = [
     "broadcast_sync",
     "inline",
     "listen",
+    "publish_changes",
+    "publish_failures",
     "pure",
 ]
 

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import inspect
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Any
 
@@ -50,9 +51,13 @@ def group_name(topic: str) -> str:
 
 async def broadcast(topic: str, payload: Any) -> None:
     """Publish ``payload`` (plain JSON-like data) to every subscription listening to ``topic``,
-    in every process that shares the channel layer."""
+    in every process that shares the channel layer.
+
+    The message carries the time of publishing next to the payload (``sent_at``), from which
+    each delivery's lag is measured (``gqlchannels_delivery_lag_seconds``); the payload that
+    subscriptions receive is untouched."""
     group = group_name(topic)
-    message = {"type": EVENT_TYPE, "group": group, "payload": payload}
+    message = {"type": EVENT_TYPE, "group": group, "payload": payload, "sent_at": time.time()}
     try:
         layer = channel_layer()
     except LayerMissing as exc:
@@ -121,6 +126,8 @@ async def listen(
         scope.listens_to(topics)
     hub = get_hub()
     listener = await hub.add(groups, buffer_size or conf.get("SUBSCRIPTION_BUFFER_SIZE"))
+    if scope is not None:
+        scope.event_source = listener
     key = sharing_key(info, shared) if scope is not None else None
     sharing = scope if key is not None else None
     if sharing is not None:
@@ -133,6 +140,8 @@ async def listen(
             if filter is None or filter(event):
                 yield event
     finally:
+        if scope is not None and scope.event_source is listener:
+            scope.event_source = None
         if sharing is not None and sharing.shared_source is listener:
             sharing.share(None)
         await hub.remove(listener)

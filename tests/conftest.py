@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
+import pytest_django
 from channels import DEFAULT_CHANNEL_LAYER
+from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, channel_layers
+from django.db import connections
 
 from tests import schema as test_schema
 
@@ -43,3 +47,15 @@ def memory_layer() -> Iterator[InMemoryChannelLayer]:
         channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
     else:
         channel_layers.set(DEFAULT_CHANNEL_LAYER, previous)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_thread_closed_at_the_end(
+    django_db_setup: None, django_db_blocker: pytest_django.DjangoDbBlocker
+) -> Iterator[None]:
+    """Close the connections of asgiref's shared database thread before the test database
+    is dropped: PostgreSQL refuses to drop a database that a session still uses. (From a
+    fresh event loop, so the call goes to that thread, not to this one.)"""
+    yield
+    with django_db_blocker.unblock():
+        asyncio.run(database_sync_to_async(connections.close_all)())
