@@ -62,12 +62,32 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
+DATABASES: dict[str, dict[str, Any]] = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DJANGO_SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
     }
 }
+
+# The test suite's switch: GQLCHANNELS_TEST_DATABASE=postgres runs it (and the servers it
+# starts) on PostgreSQL instead, at GQLCHANNELS_POSTGRES_HOST (127.0.0.1), _PORT (5432) as
+# _USER (postgres), on the database _NAME (gqlchannels; pytest-django tests on test_<NAME>).
+_TEST_DATABASE = os.environ.get("GQLCHANNELS_TEST_DATABASE", "sqlite")
+if _TEST_DATABASE == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("GQLCHANNELS_POSTGRES_NAME", "gqlchannels"),
+            "HOST": os.environ.get("GQLCHANNELS_POSTGRES_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("GQLCHANNELS_POSTGRES_PORT", "5432"),
+            "USER": os.environ.get("GQLCHANNELS_POSTGRES_USER", "postgres"),
+            "PASSWORD": os.environ.get("GQLCHANNELS_POSTGRES_PASSWORD", ""),
+        }
+    }
+elif _TEST_DATABASE != "sqlite":
+    raise ValueError(
+        f"GQLCHANNELS_TEST_DATABASE must be sqlite or postgres, not {_TEST_DATABASE!r}"
+    )
 
 #: Redis servers of the channel layer: ``REDIS_URLS`` (comma-separated: channels-redis shards
 #: over them) or ``REDIS_URL``; none, the in-memory layer.
@@ -118,8 +138,9 @@ def _flag(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes", "on")
 
 
-# GQLCHANNELS_<NAME> in the environment sets these timing, flow-control and tracking settings
-# (for operations, and for the tests and benchmarks that run the demo in real daphne processes).
+# GQLCHANNELS_<NAME> in the environment sets these timing, flow-control, tracking and metrics
+# settings (for operations, and for the tests and benchmarks that run the demo in real daphne
+# processes).
 for _name, _type in (
     ("BROADCAST_TIMEOUT", float),
     ("DRAIN_WINDOW", float),
@@ -133,6 +154,7 @@ for _name, _type in (
     ("TRACKING_FLUSH_INTERVAL", float),
     ("HEARTBEAT_INTERVAL", float),
     ("STALE_AFTER", float),
+    ("METRICS_TOKEN", str),
 ):
     if os.environ.get(f"GQLCHANNELS_{_name}"):
         GQLCHANNELS[_name] = _type(os.environ[f"GQLCHANNELS_{_name}"])
@@ -149,5 +171,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"gqlchannels": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    # The demo's own lines too, whichever server runs it (uvicorn leaves the root logger at
+    # WARNING; daphne sets it to INFO).
+    "loggers": {
+        name: {"handlers": ["console"], "level": "INFO", "propagate": False}
+        for name in ("gqlchannels", "demo_project")
+    },
 }

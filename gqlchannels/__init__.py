@@ -26,14 +26,20 @@ _PUBLIC = {
     "OperationRefused": "exceptions",
     "OperationRequest": "execution",
     "inline": "resolvers",
+    "pure": "purity",
+    "publish_changes": "changes",
+    "publish_failures": "change_delivery",
 }
 
 if TYPE_CHECKING:
+    from .change_delivery import publish_failures
+    from .changes import publish_changes
     from .close_codes import CloseCode
     from .consumers import GraphQLWSConsumer
     from .context import GraphQLWSContext
     from .exceptions import BroadcastError, ConnectionRejected, OperationRefused
     from .execution import OperationRequest
+    from .purity import pure
     from .resolvers import inline
 
 __all__ = [
@@ -49,6 +55,9 @@ __all__ = [
     "broadcast_sync",
     "inline",
     "listen",
+    "publish_changes",
+    "publish_failures",
+    "pure",
 ]
 
 

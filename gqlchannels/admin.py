@@ -1,9 +1,12 @@
 """Admin pages of the live registry: who is connected, to what, and whether it is alive.
 
-Rows are read-only (the registry belongs to the serving processes); the one thing staff can
-do is "Disconnect selected", which closes the connections with code 4000
-(``CloseCode.DISCONNECTED_BY_SERVER``) through the channel layer, in whatever process holds
-them. It needs the ``gqlchannels.disconnect_connection`` permission (superusers have it).
+Rows are read-only (the registry belongs to the serving processes). What staff can do goes
+through the channel layer to whatever process holds the connection: "Disconnect selected"
+and a connection page's Disconnect button close connections with code 4000
+(``CloseCode.DISCONNECTED_BY_SERVER``); on the operations page, "Stop the selected
+operations" sends each one ``complete`` and leaves its connection open, and "Disconnect the
+connections of the selected operations" closes the connections they run on. All of it needs
+the ``gqlchannels.disconnect_connection`` permission (superusers have it).
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.timesince import timesince
 
-from . import conf, control
+from . import admin_display, conf, control
 from .close_codes import CloseCode
 from .models import Connection, RegistryQuerySet, Subscription, split_topics
 from .redaction import CUT_MARKER, is_cut
@@ -79,7 +82,7 @@ else:
 
 def disconnect(request: HttpRequest, model_admin: admin.ModelAdmin[Any], connections: Any) -> None:
     """Close ``connections`` (a Connection queryset) wherever they are held, one channel-layer
-    message per holding process, and tell the user what was asked."""
+    message per holding process, and tell the user what was asked (and how many)."""
     targets: dict[str, list[str]] = defaultdict(list)
     unreachable = 0
     for connection_id, channel in connections.values_list("connection_id", "channel_name"):
@@ -115,6 +118,54 @@ def disconnect(request: HttpRequest, model_admin: admin.ModelAdmin[Any], connect
             request,
             f"{unreachable} connection(s) have no hub channel (no channel layer where they "
             "run) and cannot be closed from here.",
+            messages.WARNING,
+        )
+
+
+def stop_operations(
+    request: HttpRequest, model_admin: admin.ModelAdmin[Any], operations: QuerySet[Subscription]
+) -> None:
+    """End ``operations`` (a Subscription queryset) wherever they run: each gets
+    ``complete`` and its connection stays open; one channel-layer message per process."""
+    targets: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    unreachable = 0
+    rows = operations.values_list("connection_id", "connection__channel_name", "operation_id")
+    for connection_id, channel, operation_id in rows:
+        if not channel:
+            unreachable += 1
+            continue
+        targets[channel][connection_id].append(operation_id)
+    asked = sum(len(ids) for connections in targets.values() for ids in connections.values())
+    if targets:
+        try:
+            control.complete_sync(targets)
+        except Exception as exc:
+            model_admin.message_user(
+                request, f"Could not reach the channel layer: {exc}", messages.ERROR
+            )
+            return
+        connections = sum(len(connections) for connections in targets.values())
+        model_admin.message_user(
+            request,
+            f"Asked {asked} operation(s) on {connections} connection(s) in {len(targets)} "
+            "process(es) to stop; each client gets 'complete' and its connection stays open.",
+            messages.SUCCESS,
+        )
+    reachable = operations.exclude(connection__channel_name="")
+    assert isinstance(reachable, RegistryQuerySet)  # the operations' manager
+    stale = reachable.stale().count()
+    if stale:
+        model_admin.message_user(
+            request,
+            f"{stale} of them are stale: their process is probably gone. Remove such rows "
+            "with 'manage.py gqlchannels_audit --prune'.",
+            messages.WARNING,
+        )
+    if unreachable:
+        model_admin.message_user(
+            request,
+            f"{unreachable} operation(s) run where there is no channel layer and cannot be "
+            "stopped from here.",
             messages.WARNING,
         )
 
@@ -188,8 +239,8 @@ class ConnectionAdmin(RegistryAdmin):
         "short_id",
         "who",
         "protocol",
-        "remote_address",
-        "server_id",
+        "remote",
+        "server",
         "operations",
         "age",
         "last_seen",
@@ -219,6 +270,45 @@ class ConnectionAdmin(RegistryAdmin):
     )
     readonly_fields = fields
     inlines = [SubscriptionInline]
+    change_form_template = "admin/gqlchannels/connection/change_form.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        """The admin's URLs, and the Disconnect button's: ``<id>/disconnect/``."""
+        disconnect_url = path(
+            "<path:object_id>/disconnect/",
+            self.admin_site.admin_view(self.disconnect_view),
+            name="gqlchannels_connection_disconnect",
+        )
+        return [disconnect_url, *super().get_urls()]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The connection's page, with the Disconnect button for who may disconnect."""
+        extra_context = dict(extra_context or {})
+        if self.has_disconnect_permission(request):
+            url = reverse("admin:gqlchannels_connection_disconnect", args=[object_id])
+            extra_context["gqlchannels_disconnect_url"] = url
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def disconnect_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The Disconnect button: POST only (CSRF-checked by ``admin_view``), with the
+        disconnect permission; closes the connection as "Disconnect selected" does, then
+        returns to the list (the row goes at the holding process's next flush)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_disconnect_permission(request):
+            raise PermissionDenied
+        connections = Connection.objects.filter(pk=object_id)
+        if connections.exists():
+            disconnect(request, self, connections)
+        else:
+            self.message_user(request, "That connection has already gone.", messages.INFO)
+        return HttpResponseRedirect(reverse("admin:gqlchannels_connection_changelist"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connection]:
         """Connections with the number of their running operations."""
@@ -237,7 +327,7 @@ class ConnectionAdmin(RegistryAdmin):
     @admin.display(description="user", ordering=f"user__{_USERNAME}")
     def who(self, obj: Connection) -> str:
         """The user, or "anonymous"."""
-        return str(obj.user) if obj.user_id else "anonymous"
+        return admin_display.cell(str(obj.user)) if obj.user_id else "anonymous"
 
     @admin.display(description="operations", ordering="operation_count")
     def operations(self, obj: Connection) -> int:
@@ -246,8 +336,18 @@ class ConnectionAdmin(RegistryAdmin):
 
     @admin.display(description="age", ordering="connected_at")
     def age(self, obj: Connection) -> str:
-        """How long it has been open."""
-        return timesince(obj.connected_at, timezone.now())
+        """How long it has been open ("42 seconds" under a minute)."""
+        return admin_display.age(obj.connected_at, timezone.now())
+
+    @admin.display(description="server", ordering="server_id")
+    def server(self, obj: Connection) -> str:
+        """The serving process (``host:pid:token``), shortened to fit the list."""
+        return admin_display.cell(obj.server_id)
+
+    @admin.display(description="remote address", ordering="remote_address")
+    def remote(self, obj: Connection) -> str:
+        """Where the client connected from, shortened to fit the list."""
+        return admin_display.cell(obj.remote_address)
 
 
 @admin.register(Subscription)
@@ -258,11 +358,14 @@ class SubscriptionAdmin(RegistryAdmin):
         "operation",
         "operation_type",
         "who",
-        "topic_list",
+        "topics_cell",
         "protocol",
         "age",
+        "events",
+        "last_event",
         "alive",
     )
+    actions = ["stop_selected", "disconnect_connections"]
     list_filter = (HeartbeatFilter, "connection__protocol", "operation_type")
     list_select_related = ("connection", "connection__user")
     search_fields = (
@@ -280,11 +383,28 @@ class SubscriptionAdmin(RegistryAdmin):
         "operation_type",
         "topic_list",
         "started_at",
+        "events_sent",
+        "last_event_at",
         "alive",
         "document_text",
         "variables_text",
     )
     readonly_fields = fields
+
+    @admin.action(description="Stop the selected operations", permissions=["disconnect"])
+    def stop_selected(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        """End the selected operations (each client gets ``complete``), in any process;
+        their connections stay open."""
+        stop_operations(request, self, queryset)
+
+    @admin.action(
+        description="Disconnect the connections of the selected operations",
+        permissions=["disconnect"],
+    )
+    def disconnect_connections(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        """Close the connections the selected operations run on (code 4000), with every
+        other operation of theirs; the message says how many connections."""
+        disconnect(request, self, self.connections_of(queryset))
 
     def connections_of(self, queryset: QuerySet[Any]) -> QuerySet[Connection]:
         """The connections the selected operations run on."""
@@ -292,19 +412,24 @@ class SubscriptionAdmin(RegistryAdmin):
 
     @admin.display(description="operation", ordering="operation_name")
     def operation(self, obj: Subscription) -> str:
-        """Its name, else its id."""
-        return obj.operation_name or f"#{obj.operation_id}"
+        """Its name, else its id (shortened to fit the list)."""
+        return admin_display.cell(obj.operation_name or f"#{obj.operation_id}")
 
     @admin.display(description="user", ordering=f"connection__user__{_USERNAME}")
     def who(self, obj: Subscription) -> str:
         """The connection's user, or "anonymous"."""
         user = obj.connection.user
-        return str(user) if user is not None else "anonymous"
+        return admin_display.cell(str(user)) if user is not None else "anonymous"
 
     @admin.display(description="topics", ordering="topics")
     def topic_list(self, obj: Subscription) -> str:
-        """Its topics, comma-separated."""
+        """Its topics, comma-separated (shortened in the list, whole on its page)."""
         return ", ".join(split_topics(obj.topics))
+
+    @admin.display(description="topics", ordering="topics")
+    def topics_cell(self, obj: Subscription) -> str:
+        """Its topics, comma-separated, shortened to fit the list."""
+        return admin_display.cell(self.topic_list(obj))
 
     @admin.display(description="protocol", ordering="connection__protocol")
     def protocol(self, obj: Subscription) -> str:
@@ -313,8 +438,18 @@ class SubscriptionAdmin(RegistryAdmin):
 
     @admin.display(description="age", ordering="started_at")
     def age(self, obj: Subscription) -> str:
-        """How long it has been running."""
-        return timesince(obj.started_at, timezone.now())
+        """How long it has been running ("42 seconds" under a minute)."""
+        return admin_display.age(obj.started_at, timezone.now())
+
+    @admin.display(description="events", ordering="events_sent")
+    def events(self, obj: Subscription) -> int:
+        """Results it has sent, as of its process's last heartbeat."""
+        return obj.events_sent
+
+    @admin.display(description="last event", ordering="last_event_at")
+    def last_event(self, obj: Subscription) -> str:
+        """How long ago its last result went out (to within a flush interval)."""
+        return admin_display.age(obj.last_event_at, timezone.now())
 
     @admin.display(description="connection")
     def connection_link(self, obj: Subscription) -> str:

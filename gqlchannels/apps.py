@@ -1,4 +1,5 @@
-"""Django app configuration: registers gqlchannels' system checks and connection tracking."""
+"""Django app configuration: registers gqlchannels' system checks, connection tracking and
+the metrics."""
 
 from django.apps import AppConfig
 
@@ -13,10 +14,13 @@ class GqlChannelsConfig(AppConfig):
     def ready(self) -> None:
         """Register the system checks (``gqlchannels.E001``...) and, when
         ``GQLCHANNELS['TRACKING']`` is on, the receivers that keep the live registry; when
-        ``END_SESSIONS`` is on, those that close the connections of a user who logged out."""
+        ``END_SESSIONS`` is on, those that close the connections of a user who logged out;
+        and the metrics' recorder (``METRICS``, when prometheus-client is installed)."""
         from . import checks, conf, sessions, tracking
+        from .metrics import counters
 
         checks.register()
+        counters.configure()
         if conf.get("TRACKING") is True:
             tracking.connect()
         if conf.get("END_SESSIONS") is True:

@@ -11,7 +11,8 @@ import asyncio
 import hashlib
 import inspect
 import re
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -50,9 +51,13 @@ def group_name(topic: str) -> str:
 
 async def broadcast(topic: str, payload: Any) -> None:
     """Publish ``payload`` (plain JSON-like data) to every subscription listening to ``topic``,
-    in every process that shares the channel layer."""
+    in every process that shares the channel layer.
+
+    The message carries the time of publishing next to the payload (``sent_at``), from which
+    each delivery's lag is measured (``gqlchannels_delivery_lag_seconds``); the payload that
+    subscriptions receive is untouched."""
     group = group_name(topic)
-    message = {"type": EVENT_TYPE, "group": group, "payload": payload}
+    message = {"type": EVENT_TYPE, "group": group, "payload": payload, "sent_at": time.time()}
     try:
         layer = channel_layer()
     except LayerMissing as exc:
@@ -80,7 +85,8 @@ def broadcast_sync(topic: str, payload: Any) -> None:
 async def listen(
     info: Any,
     *topics: str,
-    shared: bool = False,
+    shared: bool | Callable[[Any], Hashable] | None = None,
+    filter: Callable[[Any], bool] | None = None,
     buffer_size: int | None = None,
     initial: Callable[[], Any] | None = None,
 ) -> AsyncIterator[Any]:
@@ -94,10 +100,16 @@ async def listen(
     ``shared=True`` promises that the subscription's result depends only on the event, the
     document, the operation name and the variables, never on the context (the user, the
     connection): each event is then executed and encoded once for all the subscriptions in
-    this process that sent the same operation, instead of once per subscriber. Leave it off
-    when any field under the subscription reads ``info.context`` or filters by permission.
-    The event must reach graphql-core as the object ``listen`` yielded (yielding it from a
-    wrapping generator is fine; a transformed event is executed per subscriber).
+    this process that sent the same operation, instead of once per subscriber. A function
+    of the context instead (``shared=lambda context: context.user.is_staff``) promises the
+    result depends on that key too: subscriptions with equal keys share. ``shared=None`` (the
+    default) shares when every resolver the selection can call is pure
+    (``gqlchannels.purity``); ``shared=False`` never shares. The event must reach graphql-core
+    as the object ``listen`` yielded (yielding it from a wrapping generator is fine; a
+    transformed event is executed per subscriber).
+
+    ``filter(event)`` runs on each event before anything else: an event it refuses is
+    skipped, costing this subscription no execution and leaving the others' sharing intact.
 
     ``initial`` (a function, sync or async) gives the subscription its first value, for
     example the current state from the database, shaped like an event. It is called only
@@ -114,15 +126,22 @@ async def listen(
         scope.listens_to(topics)
     hub = get_hub()
     listener = await hub.add(groups, buffer_size or conf.get("SUBSCRIPTION_BUFFER_SIZE"))
-    sharing = scope if shared else None
+    if scope is not None:
+        scope.event_source = listener
+    key = sharing_key(info, shared) if scope is not None else None
+    sharing = scope if key is not None else None
     if sharing is not None:
-        sharing.share(listener)
+        sharing.share(listener, key)
     try:
         if initial is not None:
             yield await initial_value(initial)
         while True:
-            yield await listener.get()
+            event = await listener.get()
+            if filter is None or filter(event):
+                yield event
     finally:
+        if scope is not None and scope.event_source is listener:
+            scope.event_source = None
         if sharing is not None and sharing.shared_source is listener:
             sharing.share(None)
         await hub.remove(listener)
@@ -135,3 +154,18 @@ async def initial_value(initial: Callable[[], Any]) -> Any:
         return await initial()
     value = await sync_to_async(initial)()
     return await value if inspect.isawaitable(value) else value
+
+
+def sharing_key(info: Any, shared: bool | Callable[[Any], Hashable] | None) -> Hashable | None:
+    """What a subscription shares its results under, besides its operation (None: it does
+    not share): ``()`` for ``shared=True`` and for a pure selection, the key of its context
+    for a key function."""
+    if shared is True:
+        return ()
+    if shared is None:
+        from .purity import pure_subscription  # graphql-core's types: only once listening
+
+        return () if pure_subscription(info) else None
+    if shared is False:
+        return None
+    return ("key", shared(getattr(info, "context", None)))

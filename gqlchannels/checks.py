@@ -11,6 +11,7 @@ from django.utils.module_loading import import_string
 from . import conf, ignored
 from .limits import import_rule
 from .protocols import PROTOCOLS
+from .routes import Route, consumer_routes
 
 #: The check id of each numeric kind of setting (one id per condition) and its test.
 _NUMBER_CHECKS: dict[conf.Kind, str] = {
@@ -30,12 +31,20 @@ def register() -> None:
     checks.register(check_tracking, checks.Tags.compatibility)
     checks.register(check_validation_rules, checks.Tags.compatibility)
     checks.register(check_ignored_protections, checks.Tags.security)
+    checks.register(check_asgi_application, checks.Tags.compatibility)
+    checks.register(check_daphne_order, checks.Tags.compatibility)
+    checks.register(check_route_schemas, checks.Tags.compatibility)
+    checks.register(check_in_memory_layer_deployed, checks.Tags.compatibility, deploy=True)
+    checks.register(check_origin_validation_deployed, checks.Tags.security, deploy=True)
     checks.register(check_playground, checks.Tags.security)
     checks.register(check_end_sessions, checks.Tags.security)
+    checks.register(check_compiled_execution, checks.Tags.compatibility)
+    checks.register(check_metrics, checks.Tags.security)
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """E001-E005, E009 and E010: the shape and values of the ``GQLCHANNELS`` dict."""
+    """E001-E005, E009, E010, E014 and E015: the shape and values of the ``GQLCHANNELS``
+    dict."""
     user = getattr(settings, conf.SETTINGS_NAME, None)
     if user is None:
         return []
@@ -50,8 +59,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         for name in user
         if name not in conf.DEFAULTS
     ]
-    protocols = conf.get("PROTOCOLS")
-    if not protocols or isinstance(protocols, str) or any(p not in PROTOCOLS for p in protocols):
+    if not conf.TABLE["PROTOCOLS"].accepts(conf.get("PROTOCOLS")):
         errors.append(
             checks.Error(
                 f"GQLCHANNELS['PROTOCOLS'] must list some of {list(PROTOCOLS)}.",
@@ -59,13 +67,38 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         )
     errors.extend(_number_errors())
-    if conf.get("SYNC_RESOLVERS") not in ("thread", "inline"):
+    if not conf.TABLE["SYNC_RESOLVERS"].accepts(conf.get("SYNC_RESOLVERS")):
         errors.append(
             checks.Error(
                 "GQLCHANNELS['SYNC_RESOLVERS'] must be 'thread' or 'inline'.", id="gqlchannels.E005"
             )
         )
+    if not conf.TABLE["DEBUG_ERRORS"].accepts(conf.get("DEBUG_ERRORS")):
+        errors.append(
+            checks.Error(
+                "GQLCHANNELS['DEBUG_ERRORS'] must be True, False or None (None follows DEBUG).",
+                id="gqlchannels.E014",
+            )
+        )
+    if not conf.TABLE["CHANNEL_LAYER"].accepts(conf.get("CHANNEL_LAYER")):
+        errors.append(
+            checks.Error(
+                "GQLCHANNELS['CHANNEL_LAYER'] must be a string: an alias of CHANNEL_LAYERS.",
+                id="gqlchannels.E015",
+            )
+        )
     return errors
+
+
+def _layer_config() -> dict[str, Any] | None:
+    """The ``CHANNEL_LAYERS`` entry of ``GQLCHANNELS['CHANNEL_LAYER']`` (None when the alias
+    is missing or not a string: W001 and E015 say so)."""
+    alias = conf.get("CHANNEL_LAYER")
+    layers = getattr(settings, "CHANNEL_LAYERS", {}) or {}
+    if not isinstance(alias, str) or alias not in layers:
+        return None
+    config: dict[str, Any] = layers[alias]
+    return config
 
 
 def check_schema(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -157,7 +190,7 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     if not isinstance(conf.user_settings(), dict):
         return []
     alias = conf.get("CHANNEL_LAYER")
-    if alias not in getattr(settings, "CHANNEL_LAYERS", {}):
+    if isinstance(alias, str) and _layer_config() is None:
         return [
             checks.Warning(
                 f"No channel layer {alias!r} in CHANNEL_LAYERS: broadcast() and listen() "
@@ -183,7 +216,7 @@ def check_redis_socket_timeout(app_configs: Any = None, **kwargs: Any) -> list[c
     """
     if not isinstance(conf.user_settings(), dict):
         return []
-    config = getattr(settings, "CHANNEL_LAYERS", {}).get(conf.get("CHANNEL_LAYER"), {})
+    config = _layer_config() or {}
     if not str(config.get("BACKEND", "")).startswith("channels_redis.core."):
         return []
     warnings: list[checks.CheckMessage] = []
@@ -234,7 +267,7 @@ def check_tracking(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     """
     if not isinstance(conf.user_settings(), dict):
         return []
-    if not isinstance(conf.get("TRACKING"), bool):
+    if not conf.TABLE["TRACKING"].accepts(conf.get("TRACKING")):
         return [
             checks.Error("GQLCHANNELS['TRACKING'] must be True or False.", id="gqlchannels.E007")
         ]
@@ -281,6 +314,160 @@ def check_debug_errors_deployed(
     return []
 
 
+_SERVE_OVER_ASGI = (
+    "Put 'daphne' first in INSTALLED_APPS and set ASGI_APPLICATION = "
+    "'yourproject.asgi.application' (runserver then serves ASGI), or serve with "
+    "'daphne yourproject.asgi:application' / uvicorn."
+)
+
+
+def check_asgi_application(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W008 and E011: an ASGI application to serve the WebSocket routes from.
+
+    Without ``ASGI_APPLICATION``, ``runserver`` serves WSGI and every WebSocket gets a 404
+    (a server started with the application's path, ``daphne project.asgi:application``,
+    does not need the setting: hence a warning). A path that does not import fails the
+    server at start-up, and every other route check needs the application.
+    """
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    if not path:
+        return [
+            checks.Warning(
+                "ASGI_APPLICATION is not set: runserver serves WSGI, and every WebSocket "
+                "request to gqlchannels gets a 404.",
+                hint=_SERVE_OVER_ASGI,
+                id="gqlchannels.W008",
+            )
+        ]
+    try:
+        import_string(path)
+    except Exception as exc:
+        return [
+            checks.Error(
+                f"ASGI_APPLICATION ({path!r}) does not import: {exc!r}",
+                hint="Give the dotted path of the application object in your asgi.py.",
+                id="gqlchannels.E011",
+            )
+        ]
+    return []
+
+
+def check_daphne_order(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W009: ``daphne`` installed after ``django.contrib.staticfiles``, whose ``runserver``
+    (WSGI: every WebSocket a 404) then replaces daphne's (the first app's command wins)."""
+    from django.apps import apps
+
+    names = [config.name for config in apps.get_app_configs()]
+    staticfiles = "django.contrib.staticfiles"
+    if (
+        "daphne" in names
+        and staticfiles in names
+        and names.index("daphne") > names.index(staticfiles)
+    ):
+        return [
+            checks.Warning(
+                "'daphne' comes after 'django.contrib.staticfiles' in INSTALLED_APPS: "
+                "runserver is staticfiles' WSGI server, and WebSockets get a 404.",
+                hint="Put 'daphne' first in INSTALLED_APPS.",
+                id="gqlchannels.W009",
+            )
+        ]
+    return []
+
+
+def _routes() -> list[Route]:
+    """The ``GraphQLWSConsumer`` routes of ``ASGI_APPLICATION`` (none when it is unset or
+    does not import: W008 and E011 say so)."""
+    from .consumers import GraphQLWSConsumer
+
+    try:
+        application = import_string(settings.ASGI_APPLICATION)
+    except Exception:
+        return []
+    return [
+        route
+        for route in consumer_routes(application)
+        if issubclass(route.consumer_class, GraphQLWSConsumer)
+    ]
+
+
+def check_route_schemas(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E012 and E013: each ``GraphQLWSConsumer`` route has a schema that imports (its
+    ``as_asgi(schema=...)``, else its class's ``schema``, else ``GQLCHANNELS['SCHEMA']``,
+    which E006 checks), checked before the first client connects to it."""
+    from .execution import resolve_schema
+
+    if not getattr(settings, "ASGI_APPLICATION", None):
+        return []
+    errors: list[checks.CheckMessage] = []
+    for route in _routes():
+        name = f"{route.consumer_class.__qualname__} at {route.where!r}"
+        source = route.initkwargs.get("schema")
+        if source is None:
+            source = getattr(route.consumer_class, "schema", None)
+        if source is None:
+            if conf.get("SCHEMA") is None:
+                errors.append(
+                    checks.Error(
+                        f"{name} has no schema: no as_asgi(schema=...), no class attribute "
+                        "schema, and no GQLCHANNELS['SCHEMA'].",
+                        hint="Pass schema= to as_asgi(), or set GQLCHANNELS['SCHEMA'].",
+                        id="gqlchannels.E013",
+                    )
+                )
+            continue
+        try:
+            resolve_schema(source)
+        except Exception as exc:
+            errors.append(
+                checks.Error(
+                    f"{name}: its schema {source!r} is not a usable GraphQL schema: {exc!r}",
+                    id="gqlchannels.E012",
+                )
+            )
+    return errors
+
+
+def check_in_memory_layer_deployed(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """W010 (``check --deploy``): the in-memory channel layer, whose broadcasts and admin
+    disconnects never leave the process that sent them."""
+    if not isinstance(conf.user_settings(), dict):
+        return []
+    config = _layer_config() or {}
+    if "InMemoryChannelLayer" in str(config.get("BACKEND", "")):
+        return [
+            checks.Warning(
+                f"Channel layer {conf.get('CHANNEL_LAYER')!r} is the in-memory layer: "
+                "broadcasts, admin disconnects and audit probes do not cross processes.",
+                hint="Use channels_redis.core.RedisChannelLayer when more than one process "
+                "serves (see 'Running in production' in gqlchannels' README).",
+                id="gqlchannels.W010",
+            )
+        ]
+    return []
+
+
+def check_origin_validation_deployed(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """W011 (``check --deploy``): a ``GraphQLWSConsumer`` route no origin validator guards,
+    so any web page a user visits can open a socket with the user's cookies."""
+    return [
+        checks.Warning(
+            f"{route.consumer_class.__qualname__} at {route.where!r} is not wrapped in an "
+            "origin validator: other sites' pages can open WebSockets with your users' "
+            "session cookies (cross-site WebSocket hijacking).",
+            hint="Wrap the websocket application in channels.security.websocket."
+            "AllowedHostsOriginValidator (or OriginValidator).",
+            id="gqlchannels.W011",
+        )
+        for route in _routes()
+        if not route.origin_validated
+    ]
+
+
 def check_playground(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E020: ``GQLCHANNELS['PLAYGROUND']`` is None, True or False.
 
@@ -309,4 +496,46 @@ def check_end_sessions(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
         return []
     return [
         checks.Error("GQLCHANNELS['END_SESSIONS'] must be True or False.", id="gqlchannels.E021")
+    ]
+
+
+def check_metrics(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E022-E024: the metrics settings are of their kinds. A wrong ``METRICS`` would switch
+    counting on or off by accident; a wrong ``METRICS_PUBLIC`` or ``METRICS_TOKEN`` is taken
+    as closed (only staff get in), and these say why a scraper is refused."""
+    if not isinstance(conf.user_settings(), dict):
+        return []
+    errors: list[checks.CheckMessage] = []
+    if not isinstance(conf.get("METRICS"), bool):
+        errors.append(
+            checks.Error("GQLCHANNELS['METRICS'] must be True or False.", id="gqlchannels.E022")
+        )
+    if not isinstance(conf.get("METRICS_PUBLIC"), bool):
+        errors.append(
+            checks.Error(
+                "GQLCHANNELS['METRICS_PUBLIC'] must be True or False.", id="gqlchannels.E023"
+            )
+        )
+    token = conf.get("METRICS_TOKEN")
+    if token is not None and (not isinstance(token, str) or not token):
+        errors.append(
+            checks.Error(
+                "GQLCHANNELS['METRICS_TOKEN'] must be None or a non-empty string.",
+                hint="Scrapers send it as 'Authorization: Bearer <token>'.",
+                id="gqlchannels.E024",
+            )
+        )
+    return errors
+
+
+def check_compiled_execution(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E026: ``COMPILED_EXECUTION`` is a boolean (``"false"`` would silently mean on)."""
+    if not isinstance(conf.user_settings(), dict):
+        return []
+    if isinstance(conf.get("COMPILED_EXECUTION"), bool):
+        return []
+    return [
+        checks.Error(
+            "GQLCHANNELS['COMPILED_EXECUTION'] must be True or False.", id="gqlchannels.E026"
+        )
     ]

@@ -1,6 +1,6 @@
 """Frames as the test client (``gqlchannels.testing``) sees them: server events decoded into
 protocol frames (or the ProtocolError the server's mistake deserves), errors in one shape
-whatever the protocol, and request headers made ASGI with an Origin."""
+whatever the protocol, and request headers made ASGI with an Origin the project admits."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .exceptions import ProtocolError
-
-#: Sent when a test gives none: ``AllowedHostsOriginValidator`` rejects a socket without one.
-DEFAULT_ORIGIN = b"http://127.0.0.1"
+from .security import allowed_hosts
 
 Header = tuple[bytes | str, bytes | str]
 
@@ -30,12 +28,26 @@ def decoded_frame(event: dict[str, Any]) -> dict[str, Any]:
     return frame
 
 
+def default_origin() -> bytes | None:
+    """The Origin a test sends when it gives none: ``http://`` and the first host the settings
+    allow (``testserver`` in a new project under pytest-django, which adds it to
+    ``ALLOWED_HOSTS``), so that Channels' ``AllowedHostsOriginValidator``, which refuses a
+    socket without Origin, and gqlchannels' ``OriginValidator`` both admit it. None when no
+    host is allowed: then no Origin passes either validator, and only gqlchannels' admits the
+    socket without one."""
+    for pattern in allowed_hosts():
+        if pattern != "*":
+            return f"http://{pattern.lstrip('.')}".encode("latin-1")
+    return b"http://localhost" if allowed_hosts() else None
+
+
 def with_origin(headers: Iterable[Header] | None) -> list[tuple[bytes, bytes]]:
-    """ASGI headers (lower-case bytes), with an Origin added when none was given, because
-    ``AllowedHostsOriginValidator`` rejects a WebSocket without one."""
+    """ASGI headers (lower-case bytes), with the ``default_origin`` added when the test gave
+    no Origin."""
     normalized = [(_as_bytes(name).lower(), _as_bytes(value)) for name, value in headers or ()]
-    if not any(name == b"origin" for name, _ in normalized):
-        normalized.append((b"origin", DEFAULT_ORIGIN))
+    origin = default_origin()
+    if origin is not None and not any(name == b"origin" for name, _ in normalized):
+        normalized.append((b"origin", origin))
     return normalized
 
 

@@ -40,6 +40,7 @@ class Kind(enum.Enum):
     BOOLEAN = "True or False"
     RULE_PATHS = "a list of dotted paths of ValidationRule classes"
     LAYER_ALIAS = "an alias of CHANNEL_LAYERS"
+    TOKEN = "a non-empty string"
 
 
 class Read(enum.Enum):
@@ -54,11 +55,27 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-#: The test of each numeric kind (the other kinds have checks of their own).
-_NUMBER_TESTS: dict[Kind, Callable[[Any], bool]] = {
+def _are_protocols(value: Any) -> bool:
+    """A non-empty list or tuple of subprotocols gqlchannels speaks."""
+    from .protocols import PROTOCOLS  # the protocols import this module: not at import
+
+    return (
+        isinstance(value, list | tuple)
+        and bool(value)
+        and all(isinstance(name, str) and name in PROTOCOLS for name in value)
+    )
+
+
+#: The test of each kind whose values a type test decides (the schema and the rule paths
+#: must be imported, which their own checks do).
+_KIND_TESTS: dict[Kind, Callable[[Any], bool]] = {
     Kind.POSITIVE_INTEGER: lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
     Kind.NON_NEGATIVE_NUMBER: lambda v: _is_number(v) and v >= 0,
     Kind.POSITIVE_NUMBER: lambda v: _is_number(v) and v > 0,
+    Kind.PROTOCOLS: _are_protocols,
+    Kind.BOOLEAN: lambda v: isinstance(v, bool),
+    Kind.LAYER_ALIAS: lambda v: isinstance(v, str),
+    Kind.RESOLVER_POLICY: lambda v: v in ("thread", "inline"),
 }
 
 
@@ -82,10 +99,11 @@ class Setting:
         return self.name.lower()
 
     def accepts(self, value: Any) -> bool:
-        """Whether ``value`` is of this setting's kind (numeric kinds; others pass here)."""
+        """Whether ``value`` is of this setting's kind (the schema and the rule paths pass
+        here: their checks import them)."""
         if value is None and self.optional:
             return True
-        test = _NUMBER_TESTS.get(self.kind)
+        test = _KIND_TESTS.get(self.kind)
         return test is None or test(value)
 
 
@@ -275,6 +293,15 @@ SETTINGS: tuple[Setting, ...] = (
         "on the loop (for resolvers that never block).",
     ),
     Setting(
+        "COMPILED_EXECUTION",
+        True,
+        Kind.BOOLEAN,
+        _S,
+        meaning="Execute subscription events on closures compiled once per document and "
+        "variables instead of graphql-core's interpreter, where they give the same result "
+        "(gqlchannels.compiled); False: always graphql-core.",
+    ),
+    Setting(
         "SUBSCRIPTION_BUFFER_SIZE",
         1000,
         Kind.POSITIVE_INTEGER,
@@ -327,6 +354,31 @@ SETTINGS: tuple[Setting, ...] = (
         _U,
         meaning="Close a user's connections in every process when they log out, are "
         "deactivated or deleted, or their Django session is deleted (read at start-up).",
+    ),
+    Setting(
+        "METRICS",
+        True,
+        Kind.BOOLEAN,
+        _U,
+        meaning="Count Prometheus metrics (when prometheus-client is installed); False counts "
+        "nothing and the metrics view answers 404 (read at start-up).",
+    ),
+    Setting(
+        "METRICS_TOKEN",
+        None,
+        Kind.TOKEN,
+        _U,
+        optional=True,
+        meaning="A bearer token that lets a scraper without a session read the metrics view "
+        "(Authorization: Bearer <token>); None: staff only.",
+    ),
+    Setting(
+        "METRICS_PUBLIC",
+        False,
+        Kind.BOOLEAN,
+        _U,
+        meaning="Let everyone read the metrics view (behind a network only monitoring "
+        "reaches); False: staff, or the METRICS_TOKEN.",
     ),
     Setting(
         "TRACKING",

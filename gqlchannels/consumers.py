@@ -29,10 +29,12 @@ from graphql import GraphQLError
 
 from . import conf, control, drain, sessions, signals
 from .context import GraphQLWSContext
+from .delivery import Delivered
 from .execution import Executor, OperationRequest, resolve_schema
 from .guarded import GuardedSocket
 from .hub import Hub
 from .json import MalformedJSON, dumps, loads
+from .metrics import counters
 from .protocols import (
     PROTOCOLS,
     BaseProtocol,
@@ -188,6 +190,9 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             if self.protocol is not None:
                 await self.protocol.stop()
         finally:
+            if self.socket.was_opened:
+                protocol = self.protocol.name if self.protocol is not None else None
+                counters.recorder.connection_closed(protocol, self.socket.close_code)
             control.get_control_plane().detach(self.connection_id)
             if self.protocol is not None:
                 signals.send_robust(
@@ -219,6 +224,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             await self.close(CloseCode.SUBPROTOCOL_NOT_ACCEPTABLE, "Subprotocol not acceptable")
             return
         self.protocol = PROTOCOLS[chosen](self, self._protocol_options())
+        counters.recorder.connection_opened(chosen)
         self.protocol.start()
         self.hub = control.get_control_plane().attach(self.connection_id, self)
         self.record = ConnectionRecord.of(
@@ -268,7 +274,7 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
 
     async def websocket_disconnect(self, message: WebSocketDisconnectEvent) -> None:
         """The socket is gone: end the consumer (its teardown runs in ``__call__``)."""
-        self.socket.gone()
+        self.socket.gone(message.get("code"))
         raise StopConsumer
 
     def expire_at(self, when: datetime | float) -> None:
@@ -322,6 +328,12 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
         if close:
             await self.close()
 
+    async def complete_operation(self, operation_id: str) -> None:
+        """End one of this connection's operations from the server's side (the control
+        plane's ``complete``): it is cancelled and the client gets ``complete``."""
+        if self.protocol is not None:
+            await self.protocol.complete_operation(operation_id)
+
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the socket once, and stop every operation (their frames would be dropped)."""
         await self.socket.close(code, reason)
@@ -349,8 +361,11 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
             )
         return result if isinstance(result, dict) else None
 
-    async def admit(self, operation_id: str, request: OperationRequest) -> Any:
-        """Run ``on_operation`` and build this operation's context."""
+    async def admit(
+        self, operation_id: str, request: OperationRequest, delivered: Delivered
+    ) -> Any:
+        """Run ``on_operation`` and build this operation's context; the operation's record
+        carries ``delivered``, its count of result frames."""
         try:
             allowed = await self.on_operation(operation_id, request)
         except GraphQLError as error:
@@ -367,7 +382,12 @@ class GraphQLWSConsumer(AsyncWebsocketConsumer):
                 request=request,
                 context=context,
                 record=OperationRecord.of(
-                    self.connection_id, operation_id, request, operation_type, operation_name
+                    self.connection_id,
+                    operation_id,
+                    request,
+                    operation_type,
+                    operation_name,
+                    delivered,
                 ),
             )
         return context

@@ -1,13 +1,14 @@
 """The control plane: reach live connections in any process, through each process's hub
 channel.
 
-The sending side (``disconnect``, ``probe``, ``disconnect_user``) is used by the admin's
-"Disconnect selected" action, the audit's ``--probe`` and the receivers that end sessions
-(``gqlchannels.sessions``); it is safe from any thread, because it only sends channel-layer
-messages and never touches a consumer. The receiving side is one ``ControlPlane`` per event
-loop: it keeps the loop's live connections, registers its message handlers on the loop's
-hub, keeps the hub in the control group while it holds connections, and closes or lists
-connections when asked.
+The sending side (``disconnect``, ``complete``, ``probe``, ``disconnect_user``) is used by
+the admin's actions ("Disconnect selected", "Stop the selected operations"), the audit's
+``--probe`` and the receivers that end sessions (``gqlchannels.sessions``); it is safe from
+any thread, because it only sends channel-layer messages and never touches a consumer. The
+receiving side is one ``ControlPlane`` per event loop: it keeps the loop's live connections,
+registers its message handlers on the loop's hub, keeps the hub in the control group while it
+holds connections, and closes or lists connections, or ends one of their operations, when
+asked.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .close_codes import CloseCode
 from .exceptions import LayerMissing
 from .hub import Hub, get_hub
 from .layer import (
+    COMPLETE_TYPE,
     CONTROL_GROUP,
     DISCONNECT_TYPE,
     END_SESSIONS_TYPE,
@@ -41,6 +43,9 @@ class Controllable(Protocol):
 
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the socket with ``code``."""
+
+    async def complete_operation(self, operation_id: str) -> None:
+        """End the operation ``operation_id`` (the client gets ``complete``)."""
 
     def identities(self) -> frozenset[str]:
         """Who the connection acts for (``user:<pk>``, ``session:<key>``), as of now."""
@@ -70,6 +75,7 @@ class ControlPlane:
                 )
                 return None
             self._hub.handle(DISCONNECT_TYPE, self._on_disconnect)
+            self._hub.handle(COMPLETE_TYPE, self._on_complete)
             self._hub.handle(PROBE_TYPE, self._on_probe)
             self._hub.handle(END_SESSIONS_TYPE, self._on_end_sessions)
         self.connections[connection_id] = connection
@@ -99,6 +105,19 @@ class ControlPlane:
         for connection in list(self.connections.values()):
             if identity in connection.identities():
                 self._hub.spawn(connection.end_session(reason))
+
+    def _on_complete(self, message: dict[str, Any]) -> None:
+        assert self._hub is not None
+        operations = message.get("operations")
+        if not isinstance(operations, dict):
+            return
+        for connection_id, operation_ids in operations.items():
+            connection = self.connections.get(connection_id)
+            if connection is None or not isinstance(operation_ids, list):
+                continue
+            for operation_id in operation_ids:
+                if isinstance(operation_id, str):
+                    self._hub.spawn(connection.complete_operation(operation_id))
 
     def _on_probe(self, message: dict[str, Any]) -> None:
         assert self._hub is not None
@@ -151,6 +170,20 @@ def disconnect_sync(
 ) -> None:
     """``disconnect`` for synchronous code (admin actions, management commands, threads)."""
     run_from_sync(disconnect(targets, code, reason), "disconnect_sync", "disconnect")
+
+
+async def complete(targets: Mapping[str, Mapping[str, Iterable[str]]]) -> None:
+    """End operations, leaving their connections open: ``targets`` maps a hub channel to
+    ``{connection_id: operation ids}`` of the connections it holds."""
+    layer = channel_layer()
+    for hub_channel, connections in targets.items():
+        operations = {connection: list(ids) for connection, ids in connections.items()}
+        await layer.send(hub_channel, {"type": COMPLETE_TYPE, "operations": operations})
+
+
+def complete_sync(targets: Mapping[str, Mapping[str, Iterable[str]]]) -> None:
+    """``complete`` for synchronous code (the admin's "Stop the selected operations")."""
+    run_from_sync(complete(targets), "complete_sync", "complete")
 
 
 def user_identity(user: Any) -> str:

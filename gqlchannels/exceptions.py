@@ -101,6 +101,29 @@ class ConnectionRefused(ConnectionClosed):
         self.payload = payload
 
 
+class HandshakeRefused(ConnectionRefused):
+    """The application closed the socket before accepting it: a real server answers that
+    with HTTP 403, so there is no close code (``code`` is None).
+
+    Its own class and message because the usual cause is the origin check (a test's Origin
+    not in ``ALLOWED_HOSTS``), and "code 1000", what Channels' communicator reports for it,
+    sends one looking for a polite close that never happened.
+    """
+
+    MESSAGE = (
+        "The server refused the WebSocket handshake (HTTP 403 or closed before accept: "
+        "check Origin/ALLOWED_HOSTS)"
+    )
+
+    def __init__(self) -> None:
+        super().__init__(None, self.MESSAGE)
+        self.args = (self.MESSAGE,)
+
+    def __str__(self) -> str:
+        """The refusal alone, without the close-code wording of ConnectionClosed."""
+        return self.MESSAGE
+
+
 class OperationError(GraphQLWSError):
     """The server ended one operation with an ``error`` message instead of a result.
 

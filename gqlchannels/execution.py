@@ -36,6 +36,7 @@ from graphql import (
 )
 
 from . import conf, ignored, limits
+from .compiled import CompiledPlans
 from .conf import FROM_SETTINGS
 from .documents import DocumentCache, PreparedDocument
 from .exceptions import OperationFailed
@@ -114,9 +115,11 @@ class Executor:
     Each keyword left at ``FROM_SETTINGS`` takes its setting as the Executor is built:
     ``cache_size`` DOCUMENT_CACHE_SIZE, ``cache_bytes`` DOCUMENT_CACHE_BYTES, ``max_tokens``
     MAX_DOCUMENT_TOKENS (None: no limit), ``max_validation_errors`` MAX_VALIDATION_ERRORS,
-    ``offload_sync`` whether SYNC_RESOLVERS is "thread", and ``validation_rules`` (run next to
-    graphql-core's specified rules) the operation limits and VALIDATION_RULES
-    (``gqlchannels.limits``). ``debug_errors`` is asked per error (DEBUG_ERRORS, else DEBUG).
+    ``offload_sync`` whether SYNC_RESOLVERS is "thread", ``compiled_execution``
+    COMPILED_EXECUTION (subscription events on compiled closures, ``gqlchannels.compiled``),
+    and ``validation_rules`` (run next to graphql-core's specified rules) the operation limits
+    and VALIDATION_RULES (``gqlchannels.limits``). ``debug_errors`` is asked per error
+    (DEBUG_ERRORS, else DEBUG).
     """
 
     def __init__(
@@ -129,6 +132,7 @@ class Executor:
         max_tokens: int | None = FROM_SETTINGS,
         max_validation_errors: int = FROM_SETTINGS,
         offload_sync: bool = FROM_SETTINGS,
+        compiled_execution: bool = FROM_SETTINGS,
         debug_errors: Callable[[], bool] = conf.debug_errors,
     ):
         self.schema = schema
@@ -142,6 +146,12 @@ class Executor:
             else offload_sync
         )
         self.debug_errors = debug_errors
+        #: Compiled plans of subscriptions, None when switched off.
+        self.compiled: CompiledPlans | None = (
+            CompiledPlans(schema, self.offload_sync)
+            if conf.given_or_setting(compiled_execution, "COMPILED_EXECUTION")
+            else None
+        )
         self.validation_rules = (
             *specified_rules,
             *(limits.validation_rules() if validation_rules is FROM_SETTINGS else validation_rules),
@@ -260,8 +270,9 @@ class Executor:
         """The subscription pipeline, composed here so each event can be executed once for
         every subscription that opted into shared results (``gqlchannels.sharing``): the
         operation's scope says when an event may be shared."""
-        source, execute_event = await self._source_stream(kwargs)
-        share_key = (self, request.query, request.operation_name, _variables_key(request))
+        variables_key = _variables_key(request)
+        source, execute_event = await self._source_stream(kwargs, variables_key)
+        share_key = (self, request.query, request.operation_name, variables_key)
         try:
             while True:
                 try:
@@ -280,7 +291,8 @@ class Executor:
                     yield self.format_result(result)
                 else:
                     yield await shared.get(
-                        share_key, functools.partial(self._encoded, execute_event, event)
+                        (share_key, scope.sharing_key),
+                        functools.partial(self._encoded, execute_event, event),
                     )
         finally:
             aclose = getattr(source, "aclose", None)
@@ -288,10 +300,11 @@ class Executor:
                 await aclose()
 
     async def _source_stream(
-        self, kwargs: dict[str, Any]
+        self, kwargs: dict[str, Any], variables_key: str | None
     ) -> tuple[AsyncIterator[Any], Callable[[Any], Any]]:
-        """The subscription's source event stream, and how to execute one of its events;
-        raise OperationFailed when the stream cannot be created."""
+        """The subscription's source event stream, and how to execute one of its events
+        (compiled when it can be, ``gqlchannels.compiled``; ``variables_key`` identifies the
+        variables); raise OperationFailed when the stream cannot be created."""
         if _COMPOSABLE_EXECUTOR is not None:
             built = _COMPOSABLE_EXECUTOR.build(
                 kwargs["schema"],
@@ -306,16 +319,45 @@ class Executor:
                 raise OperationFailed(self.format_errors(built))
             stream = create_source_event_stream(built)
 
-            def execute_event(event: Any) -> Any:
+            def interpreted(event: Any) -> Any:
                 return graphql.execute_subscription_event(_per_event_executor(built, event))
+
+            execute_event: Callable[[Any], Any] = interpreted
+            if self.compiled is not None:
+                execute_event = self.compiled.event_executor(
+                    built, kwargs["document"], kwargs["operation_name"], variables_key, interpreted
+                )
 
         else:  # graphql-core 3.2
             stream = create_source_event_stream(
                 **{name: value for name, value in kwargs.items() if name != "middleware"}
             )
 
-            def execute_event(event: Any) -> Any:
+            def executed(event: Any) -> Any:
                 return execute(**{**kwargs, "root_value": event})
+
+            execute_event = executed
+            if self.compiled is not None:
+                # 3.2's ExecutionContext: built here only for what compiling needs (the
+                # coerced variables, fragments, operation); events executed uncompiled
+                # build their own, as before.
+                context = graphql.ExecutionContext.build(  # type: ignore[attr-defined]
+                    kwargs["schema"],
+                    kwargs["document"],
+                    None,
+                    kwargs["context_value"],
+                    kwargs["variable_values"],
+                    kwargs["operation_name"],
+                    middleware=kwargs["middleware"],
+                )
+                if not isinstance(context, list):  # else the stream reports the errors
+                    execute_event = self.compiled.event_executor(
+                        context,
+                        kwargs["document"],
+                        kwargs["operation_name"],
+                        variables_key,
+                        executed,
+                    )
 
         if inspect.isawaitable(stream):
             stream = await stream

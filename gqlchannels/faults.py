@@ -11,7 +11,9 @@ joins, leaves, receives, re-joins and replies, and ``broadcast``'s publishes, al
 - the outage is logged once when calls start failing and once when one succeeds again, with
   the count in between, whichever call noticed;
 - the tasks that retry (the hub's receive and re-join) share one backoff: once any call
-  succeeds, every task waiting to retry goes on at once instead of finishing its own sleep.
+  succeeds, every task waiting to retry goes on at once instead of finishing its own sleep;
+- every call that failed (after that retry) is counted by method
+  (``gqlchannels_layer_faults_total``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from .metrics import counters
 
 if TYPE_CHECKING:
     from channels.layers import BaseChannelLayer
@@ -125,6 +129,7 @@ class LayerFaults:
             pass
 
     def _failed(self, method: str, exc: Exception) -> None:
+        counters.recorder.layer_fault(method)
         if self.outage.failed(method=method, error=_describe(exc)):
             self._on_failure()
 

@@ -41,6 +41,11 @@ class GuardedSocket:
         self.budget = 0
         #: Set once this side has sent its close frame: the connection is over for us.
         self.closed_here = asyncio.Event()
+        #: Whether the socket was ever accepted (only those are counted as closed).
+        self.was_opened = False
+        #: The code the connection closed with: ours if we closed first, else the client's;
+        #: None while open, and for a connection that ended without a close code.
+        self.close_code: int | None = None
         self._label = label
         self._on_closed = on_closed
 
@@ -52,11 +57,15 @@ class GuardedSocket:
     def opened(self, budget: int) -> None:
         """The socket was accepted; ``budget`` bounds the unread bytes the server may hold."""
         self.state = SocketState.OPEN
+        self.was_opened = True
         self.budget = budget
 
-    def gone(self) -> None:
-        """The server says the socket is closed (``websocket.disconnect``)."""
+    def gone(self, code: int | None = None) -> None:
+        """The server says the socket is closed (``websocket.disconnect``, with the client's
+        close ``code`` when it sent one first)."""
         self.state = SocketState.CLOSED
+        if self.close_code is None:
+            self.close_code = code
 
     async def send_text(self, text: str, kind: object = "frame") -> None:
         """Send one text frame, or drop it quietly when the socket is closing or gone."""
@@ -86,6 +95,7 @@ class GuardedSocket:
         if self.state is not SocketState.OPEN:
             return
         self.state = SocketState.CLOSED
+        self.close_code = code or CloseCode.NORMAL
         try:
             await self.server.close(code or CloseCode.NORMAL, reason or "")
         except OSError as exc:

@@ -20,6 +20,7 @@ from . import conf, layer
 from .exceptions import LayerUnavailable, SubscriptionOverflow
 from .faults import LayerFaults
 from .loops import PerLoop
+from .metrics import counters
 from .sharing import SharedResults
 
 if TYPE_CHECKING:
@@ -34,9 +35,10 @@ MessageHandler = Callable[[dict[str, Any]], None]
 class Listener:
     """One subscription's bounded buffer of events between the hub and its resolver.
 
-    Every event comes with the ``SharedResults`` the hub made for it, and the event handed out
-    last stays readable (``current_event``, ``current_results``) so a subscription that opted
-    into shared results can find them (``gqlchannels.sharing``).
+    Every event comes with the ``SharedResults`` the hub made for it and the time it was
+    published, and the event handed out last stays readable (``current_event``,
+    ``current_results``, ``current_sent_at``) so a subscription that opted into shared results
+    can find them (``gqlchannels.sharing``), and its delivery lag can be measured.
     """
 
     def __init__(self, groups: tuple[str, ...], size: int):
@@ -45,20 +47,23 @@ class Listener:
         self.overflowed = False
         self.current_event: Any = None
         self.current_results: SharedResults | None = None
-        self._events: deque[tuple[Any, SharedResults]] = deque()
+        self.current_sent_at: float | None = None
+        self._events: deque[tuple[Any, SharedResults, float | None]] = deque()
         self._ready = asyncio.Event()
 
-    def put(self, payload: Any, results: SharedResults) -> None:
-        """Buffer one event (never blocks: the hub feeds every listener in turn). Past
-        ``size`` waiting events the listener overflows and takes no more."""
+    def put(self, payload: Any, results: SharedResults, sent_at: float | None = None) -> None:
+        """Buffer one event, published at ``sent_at`` (``time.time()``, None if unknown); never
+        blocks: the hub feeds every listener in turn. Past ``size`` waiting events the
+        listener overflows and takes no more."""
         if self.overflowed:
             return
         if len(self._events) >= self.size:
             self.overflowed = True
             self._events.clear()
             logger.warning("A subscription fell %d events behind and was ended", self.size)
+            counters.recorder.overflowed()
         else:
-            self._events.append((payload, results))
+            self._events.append((payload, results, sent_at))
         self._ready.set()
 
     async def get(self) -> Any:
@@ -70,7 +75,7 @@ class Listener:
                 )
             self._ready.clear()
             await self._ready.wait()
-        self.current_event, self.current_results = self._events.popleft()
+        self.current_event, self.current_results, self.current_sent_at = self._events.popleft()
         return self.current_event
 
 
@@ -295,8 +300,11 @@ class Hub:
         kind = message.get("type")
         if kind == layer.EVENT_TYPE:
             payload, results = message.get("payload"), SharedResults()
+            sent_at = message.get("sent_at")
+            if not isinstance(sent_at, float):  # a publisher from before sent_at existed
+                sent_at = None
             for listener in self._listeners.get(message.get("group"), ()):  # type: ignore[arg-type]
-                listener.put(payload, results)
+                listener.put(payload, results, sent_at)
         elif isinstance(kind, str) and kind in self._handlers:
             self._handlers[kind](message)
 

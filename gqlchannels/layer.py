@@ -27,6 +27,9 @@ T = TypeVar("T")
 EVENT_TYPE = "gqlchannels.event"
 #: Close these connections (``{"connections", "code", "reason"}``), sent to a hub channel.
 DISCONNECT_TYPE = "gqlchannels.disconnect"
+#: End these operations (``{"operations": {connection_id: [operation_id, ...]}}``), sent to a
+#: hub channel: each gets ``complete``, its connection stays open.
+COMPLETE_TYPE = "gqlchannels.complete"
 #: Which connections do you hold? (``{"reply_to", "token"}``), sent to a hub channel.
 PROBE_TYPE = "gqlchannels.probe"
 #: The answer to a probe (``{"token", "channel", "connections"}``).

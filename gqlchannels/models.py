@@ -151,6 +151,14 @@ class Subscription(models.Model):
     )
     topics = models.TextField(blank=True, help_text="One topic per line.")
     started_at = models.DateTimeField(db_index=True)
+    events_sent = models.PositiveBigIntegerField(
+        default=0, help_text="Result frames sent, as of the last heartbeat."
+    )
+    last_event_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the last result went out (to within one flush interval).",
+    )
 
     objects = SubscriptionQuerySet.as_manager()
 

@@ -17,12 +17,19 @@ topics are not shown and their results are not shared, which is safe.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .sharing import SharedResults, SharingSource
+
+
+class EventSource(Protocol):
+    """What an operation scope reads from the listener its events come from."""
+
+    current_sent_at: float | None
+
 
 #: Told every topic the operation listens to so far, each time that set grows.
 TopicsCallback = Callable[[frozenset[str]], None]
@@ -42,6 +49,11 @@ class OperationScope:
     topics: set[str] = field(default_factory=set)
     #: The listener whose events may be shared (``listen(..., shared=True)``), if any.
     shared_source: SharingSource | None = None
+    #: What else than the operation its shared results depend on (``listen``'s key).
+    sharing_key: Hashable = ()
+    #: The listener the operation takes its events from (``listen``), if any: the publish
+    #: time of the event it handed out last gives each result's delivery lag.
+    event_source: EventSource | None = None
 
     def listens_to(self, topics: Iterable[str]) -> None:
         """Record topics the operation listens to; tell ``on_topics`` when any are new."""
@@ -52,9 +64,16 @@ class OperationScope:
         if self.on_topics is not None:
             self.on_topics(frozenset(self.topics))
 
-    def share(self, source: SharingSource | None) -> None:
-        """Make ``source``'s events shareable for this operation (None to stop)."""
+    def share(self, source: SharingSource | None, key: Hashable = ()) -> None:
+        """Make ``source``'s events shareable for this operation, among operations whose
+        sharing ``key`` is equal (None to stop)."""
         self.shared_source = source
+        self.sharing_key = key
+
+    def event_sent_at(self) -> float | None:
+        """When the event the operation received last was published (None: not known)."""
+        source = self.event_source
+        return None if source is None else source.current_sent_at
 
     def results_for(self, event: Any) -> SharedResults | None:
         """The ``SharedResults`` of ``event`` when the operation may share its result: only

@@ -42,21 +42,28 @@ def inline(resolver: Callable[..., Any]) -> Callable[..., Any]:
     return resolver
 
 
+def is_marked_inline(resolver: Callable[..., Any]) -> bool:
+    """Whether ``resolver`` was marked ``@inline``."""
+    return bool(getattr(resolver, "_gqlchannels_inline", False))
+
+
 def runs_inline(info: Any) -> bool:
     """Whether a field's resolver may run on the loop rather than in the database thread."""
     # A subscription's root field maps an event already in memory: per event and per
     # subscriber, a thread hop would cost more than the resolver itself.
     if info.path.prev is None and info.operation.operation == OperationType.SUBSCRIPTION:
         return True
-    resolver = info.parent_type.fields[info.field_name].resolve
+    field = info.parent_type.fields.get(info.field_name)
+    if field is None:  # __typename: graphql-core's own meta field, a constant
+        return True
     try:
-        return _is_inline_resolver_cached(resolver)
+        return _is_inline_resolver_cached(field.resolve)
     except TypeError:  # an unhashable callable object
-        return _is_inline_resolver(resolver)
+        return _is_inline_resolver(field.resolve)
 
 
 def _is_inline_resolver(resolver: Callable[..., Any] | None) -> bool:
-    if resolver is None or getattr(resolver, "_gqlchannels_inline", False):
+    if resolver is None or is_marked_inline(resolver):
         return True
     return inspect.iscoroutinefunction(resolver) or inspect.isasyncgenfunction(resolver)
 

@@ -29,6 +29,7 @@ from .exceptions import (
     ConnectionClosed,
     ConnectionRefused,
     GraphQLWSError,
+    HandshakeRefused,
     OperationError,
     ProtocolError,
 )
@@ -40,8 +41,10 @@ __all__ = [
     "ConnectionRefused",
     "GraphQLWSCommunicator",
     "GraphQLWSError",
+    "HandshakeRefused",
     "OperationError",
     "ProtocolError",
+    "listening",
 ]
 
 TRANSPORT_WS = "graphql-transport-ws"
@@ -49,6 +52,9 @@ LEGACY_WS = "graphql-ws"
 
 #: Frames that only keep the connection alive; they are dropped wherever frames are read.
 _KEEPALIVE_TYPES = frozenset({"ka", "pong"})
+
+#: Seconds between two looks at the hub while ``listening`` waits.
+_LISTENING_POLL = 0.01
 
 #: Queued by ``disconnect`` behind the application's last event, to wake waiting readers.
 _DISCONNECTED = "gqlchannels.testing.disconnected"
@@ -73,8 +79,9 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
 
     ``application`` is the ASGI app (``GraphQLWSConsumer.as_asgi(...)``, or the project's
     router); ``path`` is the URL path routed to it. ``headers`` are ASGI header pairs (bytes
-    or str); an ``Origin: http://127.0.0.1`` is added unless one is given, because
-    ``AllowedHostsOriginValidator`` refuses a socket without one.
+    or str); unless one of them is an Origin, the first host of ``ALLOWED_HOSTS`` is sent as
+    the Origin (``http://testserver`` in a new project under pytest-django), which both
+    Channels' ``AllowedHostsOriginValidator`` and gqlchannels' ``OriginValidator`` admit.
     """
 
     def __init__(
@@ -112,9 +119,11 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
     async def __aenter__(self) -> GraphQLWSCommunicator:
         """Connect and initialise, so the block starts on an acknowledged connection.
 
-        Raises ConnectionRefused (with the close code) when the server refuses the socket,
-        picks another subprotocol, or closes instead of acknowledging; the socket is
-        disconnected before raising, so the application never outlives the test.
+        Raises ConnectionRefused (with the close code) when the server picks another
+        subprotocol or closes instead of acknowledging, and HandshakeRefused (a
+        ConnectionRefused) when the application refuses the socket before accepting it (HTTP
+        403); the socket is disconnected before raising, so the application never outlives
+        the test.
         """
         try:
             await self._open()
@@ -136,8 +145,7 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
     async def _open(self) -> None:
         accepted, detail = await self.connect(timeout=self.timeout)
         if not accepted:
-            code = detail if isinstance(detail, int) else None
-            raise ConnectionRefused(code, "The server refused the WebSocket handshake")
+            raise HandshakeRefused()
         if detail != self.protocol:
             raise ConnectionRefused(
                 self._queued_close_code(),
@@ -390,3 +398,23 @@ class GraphQLWSCommunicator(WebsocketCommunicator):
         if self._acknowledged:
             raise ProtocolError(f"Unexpected connection-level frame {frame!r}")
         self._connection_frames.append(frame)
+
+
+async def listening(*topics: str, timeout: float = 5.0) -> None:
+    """Wait until subscriptions of this process listen to every one of ``topics``.
+
+    A subscription joins its topics after its operation started, and an event broadcast
+    before that is not delivered to it: a test that subscribes and then broadcasts waits here
+    in between. Raises TimeoutError after ``timeout`` seconds.
+    """
+    from .broadcast import group_name
+    from .hub import get_hub
+
+    groups = {group_name(topic) for topic in topics}
+    try:
+        async with asyncio.timeout(timeout):
+            # The hub offers no event for a join; its group list is cheap to read.
+            while not groups <= set(get_hub().groups()):  # noqa: ASYNC110
+                await asyncio.sleep(_LISTENING_POLL)
+    except TimeoutError:
+        raise TimeoutError(f"No subscription listens to {topics!r} after {timeout} s") from None

@@ -1,13 +1,15 @@
 """Run the demo project in a real ``daphne`` (or ``uvicorn``) process for end-to-end tests.
 
-``running_daphne(directory)`` migrates a fresh SQLite database in ``directory``, starts
+``running_daphne(directory)`` migrates a fresh SQLite database in ``directory`` (or its
+PostgreSQL stand-in, ``tests.server_database``), starts
 ``python -m daphne`` on a free port of 127.0.0.1, waits until it accepts TCP connections and
 yields a ``LiveServer``; on exit it stops exactly that process (by the PID it started) and
 keeps its output for inspection. ``running_server(directory, "uvicorn", application=...)``
 does the same with another server or ASGI application. ``REDIS_URL`` in the environment is
 passed on, so the same tests can run on channels-redis instead of the in-memory channel
 layer; ``env`` adds or overrides variables for one server (its Redis, ``GQLCHANNELS_*``
-settings of the demo).
+settings of the demo). ``project`` serves another Django project than the demo (its
+directory, where ``manage.py`` is; give its settings in ``env``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests import server_database
 
 HOST = "127.0.0.1"
 ORIGIN = f"http://{HOST}"
@@ -51,6 +55,8 @@ class LiveServer:
     stdout_path: Path
     stderr_path: Path
     exit_code: int | None = field(default=None)
+    #: The directory of the Django project served (where its ``manage.py`` is).
+    project: Path = field(default=PROJECT_ROOT)
 
     @property
     def ws_url(self) -> str:
@@ -64,7 +70,7 @@ class LiveServer:
 
     def manage(self, *args: str) -> str:
         """Run a management command on the server's database and settings; its stdout."""
-        return manage(self.env, *args)
+        return manage(self.env, *args, project=self.project)
 
     def output(self) -> str:
         """Everything the server wrote to stderr so far (Python logging goes there)."""
@@ -120,19 +126,20 @@ def server_environment(database: Path, extra: dict[str, str] | None = None) -> d
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="demo_project.settings",
-        DJANGO_SQLITE_PATH=str(database),
         DJANGO_DEBUG="0",
         PYTHONUNBUFFERED="1",
     )
+    env.update(server_database.environment(database))
     env.update(extra or {})
     return env
 
 
-def manage(env: dict[str, str], *args: str) -> str:
-    """Run ``manage.py *args`` in ``env``; its stdout, or ServerFailed with all its output."""
+def manage(env: dict[str, str], *args: str, project: Path = PROJECT_ROOT) -> str:
+    """Run ``project``'s ``manage.py *args`` in ``env``; its stdout, or ServerFailed with all
+    its output."""
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=PROJECT_ROOT,
+        cwd=project,
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -176,6 +183,7 @@ def _start(
     server: str = "daphne",
     application: str = ASGI_APPLICATION,
     options: Sequence[str] = (),
+    project: Path = PROJECT_ROOT,
 ) -> LiveServer:
     port = free_port()
     stdout_path = directory / f"{server}-{attempt}.out"
@@ -185,13 +193,13 @@ def _start(
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
             command,
-            cwd=PROJECT_ROOT,
+            cwd=project,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,
         )
-    return LiveServer(process, port, env, stdout_path, stderr_path)
+    return LiveServer(process, port, env, stdout_path, stderr_path, project=project)
 
 
 def _wait_until_up(server: LiveServer) -> None:
@@ -236,21 +244,44 @@ def running_server(
     env: dict[str, str] | None = None,
     database: Path | None = None,
     options: Sequence[str] = (),
+    project: Path = PROJECT_ROOT,
 ) -> Iterator[LiveServer]:
     """Migrate a database in ``directory``, serve ``application`` from ``server`` (daphne or
-    uvicorn), stop it on exit. ``options`` are the server's own command-line options.
+    uvicorn), stop it on exit. ``options`` are the server's own command-line options;
+    ``project`` the directory of the Django project served (by default this checkout's demo).
 
     ``verbosity`` is daphne's ``-v``: at 2 and above it also logs Twisted's own errors,
     which it otherwise discards. ``env`` is added to the environment of ``migrate`` and of
     the server (e.g. ``REDIS_URL``, ``GQLCHANNELS_GROUP_EXPIRY``). ``database`` is the SQLite
     file to use instead of ``directory/db.sqlite3``: servers given the same one share it
     (start them one after the other, so that only the first one's ``migrate`` does work).
+    Under ``GQLCHANNELS_TEST_DATABASE=postgres`` a PostgreSQL database stands for each file
+    (``tests.server_database``).
     """
     directory.mkdir(parents=True, exist_ok=True)
-    env = server_environment(database or directory / "db.sqlite3", env)
-    manage(env, "migrate", "--noinput")
+    database = database or directory / "db.sqlite3"
+    with server_database.provisioned(database):
+        with _serving(
+            directory, server, application, verbosity, database, env, options, project
+        ) as live:
+            yield live
+
+
+@contextlib.contextmanager
+def _serving(
+    directory: Path,
+    server: str,
+    application: str,
+    verbosity: int | None,
+    database: Path,
+    extra: dict[str, str] | None,
+    options: Sequence[str],
+    project: Path,
+) -> Iterator[LiveServer]:
+    env = server_environment(database, extra)
+    manage(env, "migrate", "--noinput", project=project)
     for attempt in range(1, PORT_ATTEMPTS + 1):
-        live = _start(directory, env, attempt, verbosity, server, application, options)
+        live = _start(directory, env, attempt, verbosity, server, application, options, project)
         try:
             _wait_until_up(live)
         except BaseException as failure:

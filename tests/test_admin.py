@@ -187,17 +187,23 @@ def test_the_action_groups_connections_by_hub_channel(admin_client, registry, mo
     assert "Asked 3 connection(s) in 2 process(es)" in response.content.decode()
 
 
-def test_the_action_on_subscriptions_disconnects_their_connections(
+def test_the_disconnect_action_on_operations_says_it_closes_their_connections_and_how_many(
     admin_client, registry, monkeypatch
 ):
     calls: list[dict[str, list[str]]] = []
     monkeypatch.setattr(control, "disconnect_sync", lambda targets, code: calls.append(targets))
     selected = [str(registry["news"].pk), str(registry["query"].pk), str(registry["ghost"].pk)]
+    page = admin_client.get(SUBSCRIPTIONS).content.decode()
+    assert "Disconnect the connections of the selected operations" in page
     response = admin_client.post(
-        SUBSCRIPTIONS, {"action": "disconnect_selected", "_selected_action": selected}, follow=True
+        SUBSCRIPTIONS,
+        {"action": "disconnect_connections", "_selected_action": selected},
+        follow=True,
     )
     assert calls == [{"gqlchannels.hub.b": [registry["live_b"].pk], "hub.c": [registry["dead"].pk]}]
-    assert "1 of them are stale" in response.content.decode()
+    text = response.content.decode()
+    assert "Asked 2 connection(s) in 2 process(es) to close" in text
+    assert "1 of them are stale" in text
 
 
 async def test_disconnect_selected_closes_the_live_connection_with_4000(admin_client):

@@ -309,3 +309,30 @@ def test_an_as_asgi_schema_that_is_not_a_schema_fails_when_the_route_is_built():
 
     with pytest.raises(TypeError, match="Not a GraphQL schema"):
         GraphQLWSConsumer.as_asgi(schema=42)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, 0])
+def test_debug_errors_that_is_not_a_bool_or_none_is_e014(value):
+    with override_settings(GQLCHANNELS={"DEBUG_ERRORS": value}):
+        assert ids(checks.check_settings()) == ["gqlchannels.E014"]
+
+
+@pytest.mark.parametrize("value", [["default"], 1, None])
+def test_channel_layer_alias_that_is_not_a_string_is_e015(value):
+    with override_settings(GQLCHANNELS={"CHANNEL_LAYER": value}):
+        assert ids(checks.check_settings()) == ["gqlchannels.E015"]
+        assert checks.check_channel_layer() == []  # the alias is not looked up
+
+
+@pytest.mark.parametrize("protocols", [5, [["graphql-ws"]], ("graphql-ws", 7)])
+def test_protocols_that_are_not_a_list_of_names_are_e003(protocols):
+    with override_settings(GQLCHANNELS={"PROTOCOLS": protocols}):
+        assert ids(checks.check_settings()) == ["gqlchannels.E003"]
+
+
+@pytest.mark.parametrize("protocols", ["graphql-ws", ["bogus"], []])
+def test_an_as_asgi_protocols_option_that_is_not_a_list_of_names_is_refused(protocols):
+    from gqlchannels.consumers import GraphQLWSConsumer
+
+    with pytest.raises(TypeError, match="protocols="):
+        GraphQLWSConsumer.as_asgi(protocols=protocols)

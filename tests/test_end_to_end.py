@@ -1,4 +1,5 @@
-"""The demo served by a real ``daphne`` process, driven by real clients over TCP.
+"""The demo served by a real ``daphne`` process, and by a real ``uvicorn`` one, driven by real
+clients over TCP (every test runs against each server).
 
 ``gql``'s ``WebsocketsTransport`` runs a query, a mutation and subscriptions over each
 subprotocol; the raw ``websockets`` client vanishes mid-subscription (no close frame) to show
@@ -26,7 +27,7 @@ from gql.transport.exceptions import TransportQueryError, TransportServerError
 from gql.transport.websockets import WebsocketsTransport
 from websockets.typing import Subprotocol
 
-from tests.live_server import ORIGIN, LiveServer, running_daphne
+from tests.live_server import ORIGIN, LiveServer, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +35,8 @@ pytestmark = pytest.mark.e2e
 TIMEOUT = 10.0
 #: How long one attempt of ``post_until_received`` waits for its message to come back.
 PROBE_WAIT = 0.1
+#: The ASGI servers every test runs against.
+SERVERS = ["daphne", "uvicorn"]
 
 PROTOCOLS = {
     "graphql-transport-ws": WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL,
@@ -53,10 +56,13 @@ MESSAGE_ADDED = GraphQLRequest(
 _rooms = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One daphne serving the demo for the tests of this module that share it."""
-    with running_daphne(tmp_path_factory.mktemp("daphne")) as live:
+@pytest.fixture(scope="module", params=SERVERS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """One server process serving the demo for the tests of this module that share it: the
+    tests run against daphne, then against uvicorn."""
+    with running_server(tmp_path_factory.mktemp(request.param), request.param) as live:
         yield live
 
 
@@ -222,10 +228,20 @@ async def test_invalid_input_is_a_graphql_error_and_the_connection_stays_usable(
     assert (await post(session, fresh_room("e2e-invalid"), "fine"))["text"] == "fine"
 
 
-async def test_connection_without_origin_is_refused(server: LiveServer) -> None:
+async def test_connection_without_origin_is_admitted(server: LiveServer) -> None:
+    async with websockets.connect(
+        server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=TIMEOUT
+    ) as ws:
+        assert ws.subprotocol == "graphql-transport-ws"
+
+
+async def test_connection_from_a_foreign_origin_is_refused_with_403(server: LiveServer) -> None:
     with pytest.raises(websockets.InvalidStatus) as refused:
         async with websockets.connect(
-            server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=TIMEOUT
+            server.ws_url,
+            subprotocols=[Subprotocol("graphql-transport-ws")],
+            additional_headers={"Origin": "https://evil.example"},
+            open_timeout=TIMEOUT,
         ):
             pass
     assert refused.value.response.status_code == 403
@@ -392,8 +408,9 @@ DAPHNE_SHUTDOWN_KEYERROR = re.compile(
 PROBLEMS = re.compile(r"WARNING|ERROR|CRITICAL|Traceback|Unhandled|exception", re.IGNORECASE)
 
 
+@pytest.mark.parametrize("server_kind", SERVERS)
 async def test_clients_vanishing_mid_subscription_cause_no_server_error(
-    tmp_path: Path,
+    tmp_path: Path, server_kind: str
 ) -> None:
     """Clients with a live ``messageAdded`` and a running ``countdown`` drop their TCP
     connection with no close frame, over each subprotocol, by FIN and by RST.
@@ -401,9 +418,11 @@ async def test_clients_vanishing_mid_subscription_cause_no_server_error(
     ``ChatConsumer.on_disconnect`` logs once every operation of a connection has run its
     ``finally``: that line is awaited for each client. Then the rooms get another message
     (their last local listener is gone) and a normal client must still be served. daphne runs
-    at ``-v 2`` so that Twisted's own errors are logged too; stopped, it must have logged no
-    warning, error or traceback, and had no application instance left to kill."""
-    with running_daphne(tmp_path, verbosity=2) as server:
+    at ``-v 2`` so that Twisted's own errors are logged too; stopped, the server must have
+    logged no warning, error or traceback, and (daphne) had no application instance left to
+    kill."""
+    verbosity = 2 if server_kind == "daphne" else None
+    with running_server(tmp_path, server_kind, verbosity=verbosity) as server:
         poster = Client(transport=transport(server, PROTOCOLS["graphql-ws"]))
         session = await asyncio.wait_for(poster.connect_async(), TIMEOUT)
         assert isinstance(poster.transport, WebsocketsTransport)

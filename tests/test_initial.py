@@ -28,18 +28,6 @@ LATEST_TURN = 24
 
 
 @pytest.fixture
-def memory_layer() -> Iterator[InMemoryChannelLayer]:
-    """A fresh in-memory default layer."""
-    fresh = InMemoryChannelLayer()
-    previous = channel_layers.set(DEFAULT_CHANNEL_LAYER, fresh)
-    yield fresh
-    if previous is None:
-        channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
-    else:
-        channel_layers.set(DEFAULT_CHANNEL_LAYER, previous)
-
-
-@pytest.fixture
 def redis_layer() -> Iterator[None]:
     """channels-redis on the suite's Redis, under a key prefix of this test's own."""
     url = require_redis()

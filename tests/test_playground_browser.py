@@ -21,7 +21,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from tests.browser_support import chromium_path
-from tests.live_server import LiveServer, manage, running_daphne
+from tests.live_server import LiveServer, manage, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -38,12 +38,15 @@ TIME = re.compile(r"^\d\d:\d\d:\d\d\.\d{3}$")
 expect.set_options(timeout=TIMEOUT_MS)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The demo in daphne, with frequent pings and a short pong timeout, and a staff user."""
-    directory: Path = tmp_path_factory.mktemp("playground")
+@pytest.fixture(scope="module", params=["daphne", "uvicorn"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The demo in daphne, then in uvicorn, with frequent pings and a short pong timeout, and
+    a staff user."""
+    directory: Path = tmp_path_factory.mktemp(f"playground-{request.param}")
     env = {"GQLCHANNELS_KEEPALIVE_INTERVAL": "0.2", "GQLCHANNELS_PONG_TIMEOUT": "1"}
-    with running_daphne(directory, env=env) as live:
+    with running_server(directory, request.param, env=env) as live:
         manage(
             {**live.env, "DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD},
             "createsuperuser",

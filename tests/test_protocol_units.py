@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from gqlchannels.delivery import Delivered
 from gqlchannels.execution import Executor, OperationRequest
 from gqlchannels.protocols import (
     CloseCode,
@@ -38,7 +39,9 @@ class FakeTransport:
     async def authorize(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
-    async def admit(self, operation_id: str, request: OperationRequest) -> Any:
+    async def admit(
+        self, operation_id: str, request: OperationRequest, delivered: Delivered
+    ) -> Any:
         return None
 
     def client_is_behind(self) -> bool:

@@ -19,7 +19,7 @@ import pytest
 from gql import Client
 from gql.client import AsyncClientSession
 
-from tests.live_server import LiveServer, running_daphne
+from tests.live_server import LiveServer, running_server
 from tests.redis_support import (
     delete_prefix,
     layer_environment,
@@ -48,15 +48,19 @@ def fresh_room(prefix: str) -> str:
     return f"{prefix}-{next(_rooms)}"
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, LiveServer]]:
-    """Servers A and B: two daphne processes on the shared Redis, under a prefix of their own."""
+@pytest.fixture(scope="module", params=[("daphne", "uvicorn"), ("uvicorn", "daphne")], ids="-".join)
+def servers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Servers A and B on the shared Redis, under a prefix of their own: daphne and uvicorn,
+    each in both roles (the tests run twice), so each server's events reach the other's."""
     url = require_redis()
     prefix = unique_prefix()
     env = layer_environment(url, prefix)
+    kind_a, kind_b = request.param
     with (
-        running_daphne(tmp_path_factory.mktemp("daphne-a"), env=env) as a,
-        running_daphne(tmp_path_factory.mktemp("daphne-b"), env=env) as b,
+        running_server(tmp_path_factory.mktemp(f"{kind_a}-a"), kind_a, env=env) as a,
+        running_server(tmp_path_factory.mktemp(f"{kind_b}-b"), kind_b, env=env) as b,
     ):
         yield a, b
     delete_prefix(url, prefix)

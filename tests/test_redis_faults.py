@@ -24,7 +24,7 @@ from gql.client import AsyncClientSession
 from gql.transport.exceptions import TransportQueryError
 
 from gqlchannels.execution import MASKED_MESSAGE
-from tests.live_server import LiveServer, running_daphne
+from tests.live_server import LiveServer, running_server
 from tests.redis_support import (
     PUBLISH_FAILED,
     RedisServer,
@@ -77,28 +77,38 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSer
         yield server
 
 
+@pytest.fixture(scope="module", params=["daphne", "uvicorn"])
+def server_kind(request: pytest.FixtureRequest) -> str:
+    """The ASGI server of this module's workers: every test with a worker runs on each."""
+    kind: str = request.param
+    return kind
+
+
 @pytest.fixture(scope="module")
 def server(
-    private_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    private_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory, server_kind: str
 ) -> Iterator[LiveServer]:
-    """daphne on the private Redis, with the layer's default group expiry (a day), so that
-    only the hub's fault handling can bring memberships back after a restart."""
+    """A worker (daphne or uvicorn) on the private Redis, with the layer's default group
+    expiry (a day), so that only the hub's fault handling can bring memberships back after a
+    restart."""
     env = layer_environment(private_redis.url, BROADCAST_TIMEOUT=BROADCAST_TIMEOUT)
-    with running_daphne(tmp_path_factory.mktemp("daphne-private-redis"), env=env) as live:
+    directory = tmp_path_factory.mktemp(f"{server_kind}-private-redis")
+    with running_server(directory, server_kind, env=env) as live:
         yield live
 
 
 @pytest.fixture(scope="module")
 def other_server(
-    server: LiveServer, tmp_path_factory: pytest.TempPathFactory
+    server: LiveServer, tmp_path_factory: pytest.TempPathFactory, server_kind: str
 ) -> Iterator[LiveServer]:
-    """A second daphne on the private Redis, under ``server``'s prefix (another worker)."""
+    """A second worker of the same server on the private Redis, under ``server``'s prefix."""
     env = layer_environment(
         server.env["REDIS_URL"],
         server.env["GQLCHANNELS_REDIS_PREFIX"],
         BROADCAST_TIMEOUT=BROADCAST_TIMEOUT,
     )
-    with running_daphne(tmp_path_factory.mktemp("daphne-private-redis-other"), env=env) as live:
+    directory = tmp_path_factory.mktemp(f"{server_kind}-private-redis-other")
+    with running_server(directory, server_kind, env=env) as live:
         yield live
 
 
@@ -162,12 +172,16 @@ async def wait_for_output(server: LiveServer, pattern: str, since: int = 0) -> N
 
 
 @pytest.fixture(scope="module")
-def expiring_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """daphne on the shared Redis, whose layer forgets group members after GROUP_EXPIRY s."""
+def expiring_server(
+    tmp_path_factory: pytest.TempPathFactory, server_kind: str
+) -> Iterator[LiveServer]:
+    """A worker on the shared Redis, whose layer forgets group members after GROUP_EXPIRY s."""
     url = require_redis()
     prefix = unique_prefix()
     env = layer_environment(url, prefix, GROUP_EXPIRY=GROUP_EXPIRY)
-    with running_daphne(tmp_path_factory.mktemp("daphne-expiry"), env=env) as live:
+    with running_server(
+        tmp_path_factory.mktemp(f"{server_kind}-expiry"), server_kind, env=env
+    ) as live:
         yield live
     delete_prefix(url, prefix)
 
@@ -265,16 +279,17 @@ async def test_a_live_subscription_receives_again_after_each_of_several_redis_re
 
 
 async def test_a_worker_idle_during_a_redis_restart_serves_the_next_subscription(
-    redis_running: RedisServer, tmp_path: Path
+    redis_running: RedisServer, tmp_path: Path, server_kind: str
 ) -> None:
     """A worker serves a subscription (with overlapping posts, so its pool holds several
     connections), every client leaves, and Redis restarts empty while the worker is idle:
     its pooled connections are all stale. The first subscription opened afterwards must be
     served: it receives what is posted, instead of an error."""
     env = layer_environment(redis_running.url, BROADCAST_TIMEOUT=BROADCAST_TIMEOUT)
-    # Verbosity 2: the demo's consumer logs each closed connection (INFO), which says when
-    # the worker is idle.
-    with running_daphne(tmp_path, verbosity=2, env=env) as server:
+    # The demo's consumer logs each closed connection (INFO), which says when the worker is
+    # idle; daphne's verbosity 2 adds Twisted's own errors.
+    verbosity = 2 if server_kind == "daphne" else None
+    with running_server(tmp_path, server_kind, verbosity=verbosity, env=env) as server:
         room = fresh_room("idle")
         listener = await subscribe(server, room)
         async with session_on(server) as session:

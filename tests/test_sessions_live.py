@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from gqlchannels.layer import CONTROL_GROUP
-from tests.live_server import ORIGIN, LiveServer, running_daphne
+from tests.live_server import ORIGIN, LiveServer, running_server
 from tests.redis_support import delete_prefix, layer_environment, require_redis, unique_prefix
 from tests.test_tracking_live import ADMIN_PASSWORD, AdminSession, _csrf_token, create_superuser
 from tests.ws_client import TIMEOUT, RawClient
@@ -31,17 +31,20 @@ LOGOUT_REACHES_EVERY_WORKER = 2.0
 PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
 
 
-@pytest.fixture(scope="module")
-def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, LiveServer]]:
-    """Workers A and B: one Redis (under a prefix of their own), one SQLite file."""
+@pytest.fixture(scope="module", params=[("daphne", "uvicorn"), ("uvicorn", "daphne")], ids="-".join)
+def workers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Workers A and B: one Redis (under a prefix of their own), one SQLite file; daphne and
+    uvicorn, each in both roles (the tests run twice)."""
     url, prefix = require_redis(), unique_prefix()
     env = {**layer_environment(url, prefix), "GQLCHANNELS_KEEPALIVE_INTERVAL": "3600"}
     root = tmp_path_factory.mktemp("sessions-live")
     database = root / "shared.sqlite3"
     try:
         with (
-            running_daphne(root / "a", env=env, database=database) as a,
-            running_daphne(root / "b", env=env, database=database) as b,
+            running_server(root / "a", request.param[0], env=env, database=database) as a,
+            running_server(root / "b", request.param[1], env=env, database=database) as b,
         ):
             yield a, b
     finally:

@@ -100,6 +100,7 @@ def test_an_executor_takes_each_setting_read_per_schema():
         "DOCUMENT_CACHE_SIZE": 3,
         "DOCUMENT_CACHE_BYTES": 4096,
         "SYNC_RESOLVERS": "inline",
+        "COMPILED_EXECUTION": False,
         "MAX_QUERY_DEPTH": None,
         "MAX_ALIASES": None,
         "MAX_QUERY_COST": None,
@@ -112,6 +113,7 @@ def test_an_executor_takes_each_setting_read_per_schema():
     assert executor.max_validation_errors == 7
     assert (executor.cache.max_entries, executor.cache.max_bytes) == (3, 4096)
     assert executor.offload_sync is False
+    assert executor.compiled is None
     added = [rule.__name__ for rule in executor.validation_rules[-1:]]
     assert added == ["NoNodesRule"]
 

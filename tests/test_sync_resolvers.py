@@ -49,3 +49,11 @@ async def test_a_failing_sync_resolver_fails_only_its_own_field_in_the_batch(fre
 
     assert result["data"] == {"asyncObject": {"before": "hopped", "fails": None, "after": "hopped"}}
     assert [error["path"] for error in result["errors"]] == [["asyncObject", "fails"]]
+
+
+async def test_typename_below_an_async_field_runs_on_the_loop(fresh_hops: Hops):
+    # graphql-core's own meta field is in no type's fields: it used to fail with KeyError.
+    [result] = await results("{ asyncObject { __typename hop } }")
+
+    assert result == {"data": {"asyncObject": {"__typename": "SyncObject", "hop": "hopped"}}}
+    assert fresh_hops.count == 1

@@ -8,16 +8,21 @@ from typing import Any
 
 import pytest
 from channels.security.websocket import AllowedHostsOriginValidator
+from django.test import override_settings
 
+import gqlchannels
 from gqlchannels.consumers import GraphQLWSConsumer
+from gqlchannels.security import OriginValidator
 from gqlchannels.testing import (
     LEGACY_WS,
     TRANSPORT_WS,
     ConnectionClosed,
     ConnectionRefused,
     GraphQLWSCommunicator,
+    HandshakeRefused,
     OperationError,
     ProtocolError,
+    listening,
 )
 from tests.schema import Probe, schema
 
@@ -215,14 +220,47 @@ async def test_a_subprotocol_the_server_does_not_speak_is_refused_with_4406(
     assert refused.value.code == 4406
 
 
-async def test_an_origin_is_sent_unless_one_is_given(protocol: str) -> None:
+@override_settings(ALLOWED_HOSTS=["testserver"])
+async def test_the_default_origin_passes_channels_allowed_hosts_validator(protocol: str) -> None:
+    # ALLOWED_HOSTS as pytest-django leaves it in a new project: only "testserver".
     guarded = AllowedHostsOriginValidator(application)
     async with communicator_for(protocol, guarded) as communicator:
         assert await communicator.execute("{ hello }") == {"data": {"hello": "Hello, world!"}}
+
+
+@override_settings(ALLOWED_HOSTS=[".example.com", "testserver"])
+async def test_the_default_origin_passes_gqlchannels_origin_validator(protocol: str) -> None:
+    guarded = OriginValidator(application, require_origin=True)
+    async with communicator_for(protocol, guarded) as communicator:
+        assert await communicator.execute("{ hello }") == {"data": {"hello": "Hello, world!"}}
+
+
+@override_settings(ALLOWED_HOSTS=[], DEBUG=False)
+async def test_no_origin_is_sent_when_no_host_is_allowed(protocol: str) -> None:
+    guarded = OriginValidator(application)
+    async with communicator_for(protocol, guarded) as communicator:
+        assert await communicator.execute("{ hello }") == {"data": {"hello": "Hello, world!"}}
+
+
+async def test_a_given_origin_replaces_the_default(protocol: str) -> None:
+    guarded = AllowedHostsOriginValidator(application)
     foreign = communicator_for(protocol, guarded, headers=[("Origin", "http://evil.example")])
     with pytest.raises(ConnectionRefused):
         async with foreign:
             pytest.fail("a foreign origin must be refused")
+
+
+async def test_a_refused_handshake_says_to_check_the_origin(protocol: str) -> None:
+    guarded = OriginValidator(application)
+    foreign = communicator_for(protocol, guarded, headers=[("Origin", "http://evil.example")])
+    with pytest.raises(HandshakeRefused) as refused:
+        async with foreign:
+            pytest.fail("a foreign origin must be refused")
+    assert str(refused.value) == (
+        "The server refused the WebSocket handshake (HTTP 403 or closed before accept: "
+        "check Origin/ALLOWED_HOSTS)"
+    )
+    assert refused.value.code is None
 
 
 async def test_execute_refuses_a_stream_of_results_and_stops_it(
@@ -257,3 +295,18 @@ async def test_handshake_does_not_wait_for_a_keepalive_that_is_off(protocol: str
         assert await communicator.execute("{ hello }") == {"data": {"hello": "Hello, world!"}}
     # Waiting for a ka that never comes would take the helper's whole timeout, or raise.
     assert loop.time() - started < TIMEOUT / 2
+
+
+async def test_a_broadcast_after_listening_reaches_the_subscription(protocol: str) -> None:
+    async with communicator_for(protocol) as communicator:
+        events = communicator.subscribe('subscription { events(topic: "helper-listening") }')
+        first = asyncio.ensure_future(anext(events))
+        await listening("helper-listening", timeout=TIMEOUT)
+        await gqlchannels.broadcast("helper-listening", "hi")
+        assert await asyncio.wait_for(first, TIMEOUT) == {"data": {"events": "hi"}}
+        await events.aclose()
+
+
+async def test_listening_times_out_when_no_subscription_listens(protocol: str) -> None:
+    with pytest.raises(TimeoutError, match="nobody-listens"):
+        await listening("nobody-listens", timeout=0.05)

@@ -526,3 +526,59 @@ async def _until(condition: Any) -> None:
     """Wait (bounded) for a condition on the tracker's in-memory state, which the consumer
     changes on its own schedule (the operation task starts on the next loop turn)."""
     await wait_until(condition)
+
+
+async def test_an_operations_count_of_results_and_last_event_reach_its_row_with_the_heartbeat():
+    from gqlchannels import broadcast
+
+    communicator = await open_connection()
+    tracker = tracking.get_tracker()
+    await start(communicator, TRANSPORT, "e", EVENTS, {"topic": "counted"})
+    await wait_listening("counted")
+    await tracker.flush()
+    [row] = await subscriptions()
+    assert (row.events_sent, row.last_event_at) == (0, None)
+
+    for number in range(3):
+        await broadcast("counted", f"event {number}")
+        assert (await receive(communicator))["type"] == "next"
+    await tracker.flush()  # no heartbeat due: the count stays in memory
+    [row] = await subscriptions()
+    assert row.events_sent == 0
+
+    before = timezone.now()
+    await tracker.flush(heartbeat=True)
+    [row] = await subscriptions()
+    assert row.events_sent == 3
+    assert row.last_event_at is not None and row.last_event_at <= timezone.now()
+    assert row.last_event_at >= before - timedelta(seconds=1)
+    await communicator.disconnect()
+
+
+async def test_an_unchanged_count_is_not_written_again_at_the_next_heartbeat(monkeypatch):
+    from gqlchannels import broadcast
+
+    batches: list[Batch] = []
+    write = store.write_batch
+
+    def recording(batch: Batch) -> WriteResult:
+        batches.append(batch)
+        return write(batch)
+
+    monkeypatch.setattr(store, "write_batch", recording)
+
+    communicator = await open_connection()
+    tracker = tracking.get_tracker()
+    await start(communicator, TRANSPORT, "e", EVENTS, {"topic": "quiet"})
+    await wait_listening("quiet")
+    await tracker.flush()
+    await broadcast("quiet", "one")
+    assert (await receive(communicator))["type"] == "next"
+    await tracker.flush(heartbeat=True)
+    [row] = await subscriptions()
+    assert row.events_sent == 1
+    [(count, _last)] = batches[-1].deliveries.values()
+    assert count == 1
+    await tracker.flush(heartbeat=True)
+    assert batches[-1].heartbeat and batches[-1].deliveries == {}
+    await communicator.disconnect()

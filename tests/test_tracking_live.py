@@ -1,4 +1,5 @@
-"""The registry across real processes: two daphne servers on one Redis and one SQLite file.
+"""The registry across real processes: two daphne servers on one Redis and one database
+(a SQLite file, or PostgreSQL under ``GQLCHANNELS_TEST_DATABASE=postgres``).
 
 Clients connect to both. Server A's admin, over real HTTP with a logged-in superuser,
 disconnects a connection that server B holds. Then B is killed with SIGKILL: its rows stay
@@ -17,7 +18,6 @@ import http.cookiejar
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import urllib.parse
@@ -29,7 +29,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.live_server import ORIGIN, PROJECT_ROOT, LiveServer, running_daphne
+from tests import server_database
+from tests.live_server import ORIGIN, PROJECT_ROOT, LiveServer, running_server
 from tests.ws_client import RawClient
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
@@ -64,9 +65,12 @@ def redis_url() -> str:
     return url
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, LiveServer]]:
-    """Servers A and B: one Redis (under a prefix of their own), one SQLite file."""
+@pytest.fixture(scope="module", params=[("daphne", "uvicorn"), ("uvicorn", "daphne")], ids="-".join)
+def servers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Servers A and B: one Redis (under a prefix of their own), one SQLite file; daphne and
+    uvicorn, each in both roles (the tests run twice)."""
     env = {
         "REDIS_URL": redis_url(),
         "GQLCHANNELS_REDIS_PREFIX": f"gqlctrack{uuid.uuid4().hex[:12]}",
@@ -75,8 +79,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServ
     root = tmp_path_factory.mktemp("tracking-live")
     database = root / "shared.sqlite3"
     with (
-        running_daphne(root / "a", env=env, database=database) as a,
-        running_daphne(root / "b", env=env, database=database) as b,
+        running_server(root / "a", request.param[0], env=env, database=database) as a,
+        running_server(root / "b", request.param[1], env=env, database=database) as b,
     ):
         yield a, b
 
@@ -86,7 +90,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServ
 
 def registry_rows(server: LiveServer) -> dict[str, dict[str, Any]]:
     """The registry's connection rows (by id), each with its subscriptions' topics."""
-    with sqlite3.connect(server.env["DJANGO_SQLITE_PATH"], timeout=TIMEOUT) as db:
+    with server_database.connect(server.env) as db:
         connections = db.execute(
             "SELECT connection_id, server_id, channel_name FROM gqlchannels_connection"
         ).fetchall()
@@ -321,8 +325,8 @@ async def test_admin_disconnects_across_processes_and_audit_prunes_a_killed_serv
 
 def latest_connection(server: LiveServer, candidates: set[str]) -> str:
     """The one of ``candidates`` that connected last (``connected_at`` is the server's)."""
-    with sqlite3.connect(server.env["DJANGO_SQLITE_PATH"], timeout=TIMEOUT) as db:
-        placeholders = ",".join("?" * len(candidates))
+    with server_database.connect(server.env) as db:
+        placeholders = ",".join(["%s"] * len(candidates))
         rows: list[tuple[str]] = db.execute(
             f"SELECT connection_id FROM gqlchannels_connection WHERE connection_id IN "
             f"({placeholders}) ORDER BY connected_at DESC LIMIT 1",

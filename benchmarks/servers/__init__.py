@@ -1,5 +1,6 @@
 """The servers compared, each a Django settings module plus an ASGI application:
-gqlchannels (with and without shared results), Strawberry and the floor.
+gqlchannels (with and without shared results, and with its metrics off), Strawberry and the
+floor.
 
 Every server speaks both subprotocols on ``/graphql/`` and answers the same operations:
 ``subscription { tick(topic: $topic) { seq sentAt pad } }``, ``{ hello }`` and
@@ -39,6 +40,12 @@ SERVERS: dict[str, ServerKind] = {
             "gqlchannels-unshared",
             "benchmarks.servers.gqlchannels_settings",
             "benchmarks.servers.gqlchannels_app:unshared_application",
+            migrate=True,
+        ),
+        ServerKind(
+            "gqlchannels-nometrics",
+            "benchmarks.servers.gqlchannels_nometrics_settings",
+            "benchmarks.servers.gqlchannels_app:application",
             migrate=True,
         ),
         ServerKind(

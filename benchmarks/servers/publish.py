@@ -31,6 +31,7 @@ async def publish_group(topic: str, payload: dict[str, Any]) -> None:
 PUBLISHERS: dict[str, Publish] = {
     "gqlchannels": publish_gqlchannels,
     "gqlchannels-unshared": publish_gqlchannels,
+    "gqlchannels-nometrics": publish_gqlchannels,
     "strawberry": publish_group,
     "floor": publish_group,
 }

@@ -1,15 +1,16 @@
 """The chat's GraphQL schema, hand-built with graphql-core types.
 
-Queries read rooms and recent messages, ``postMessage`` stores a message and publishes it to
-the topic ``room:<name>``, and ``messageAdded`` streams what is published there. Events travel
-as plain dicts (the channel layer only carries plain data), so the ``Message`` type resolves
-its fields from a model instance or from such a dict alike.
+Queries read rooms and recent messages, ``postMessage`` stores a message, and
+``messageAdded`` streams the messages stored in a room: the chat app publishes each stored
+message's change event to the topic ``room:<name>`` once its transaction commits
+(``gqlchannels.publish_changes``, registered in ``ChatConfig.ready``). Events travel as plain
+dicts (the channel layer only carries plain data), so the ``Message`` type resolves its fields
+from a model instance or from such a dict alike.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -29,10 +30,9 @@ from graphql import (
 )
 
 import gqlchannels
+from gqlchannels.change_delivery import PublishFailure
 
 from .models import MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH, ROOM_NAME_PATTERN, Message, Room
-
-logger = logging.getLogger(__name__)
 
 ROOM_NAME = re.compile(ROOM_NAME_PATTERN)
 #: Messages one ``messages`` query returns unless it asks for another number, and the most.
@@ -89,8 +89,20 @@ MESSAGE_FIELDS: dict[str, Callable[[Message], Any]] = {
 
 
 def message_payload(message: Message) -> dict[str, Any]:
-    """``message`` as the plain dict that is broadcast to ``messageAdded`` subscribers."""
+    """``message`` as the plain dict ``messageAdded`` subscribers receive: the ``data`` of its
+    change events."""
     return {name: read(message) for name, read in MESSAGE_FIELDS.items()}
+
+
+def message_topic(message: Message) -> str:
+    """The topic a stored message's changes are published to: its room's."""
+    return room_topic(message.room.name)
+
+
+def _is_message_change(event: Any) -> bool:
+    """Whether ``event`` is a message's change event (else: a message dict published by hand,
+    as scripts and the benchmarks do)."""
+    return isinstance(event, Mapping) and event.get("model") == Message._meta.label_lower
 
 
 def _message_field(name: str) -> Callable[..., Any]:
@@ -170,30 +182,31 @@ def resolve_messages(root: Any, info: Any, room: str, last: int | None) -> list[
 # -- mutation -----------------------------------------------------------------------------
 
 
-def _store_message(room: str, text: str, author: Any | None) -> Message:
-    room_obj, _ = Room.objects.get_or_create(name=room)
-    return Message.objects.create(room=room_obj, author=author, text=text)
+def _store_message(
+    room: str, text: str, author: Any | None
+) -> tuple[Message, list[PublishFailure]]:
+    with gqlchannels.publish_failures() as failures:
+        room_obj, _ = Room.objects.get_or_create(name=room)
+        message = Message.objects.create(room=room_obj, author=author, text=text)
+    return message, failures
 
 
 async def resolve_post_message(root: Any, info: Any, room: str, text: str) -> Message:
-    """Store a message (creating the room on first use), then publish it to the room.
+    """Store a message (creating the room on first use); its commit publishes it to the room.
 
-    Async so the ORM part runs in the database thread and the publish on the event loop. When
-    the channel layer cannot take the event (Redis down), the client gets a GraphQL error
+    When the channel layer cannot take the event (Redis down), the client gets a GraphQL error
     within ``BROADCAST_TIMEOUT`` saying the message is stored but was not delivered live, so
-    it can tell its user rather than wait on a hang.
+    it can tell its user rather than wait on a hang (gqlchannels logs the failure).
     """
     room = check_room(room)
     text = check_text(text)
-    message = await database_sync_to_async(_store_message)(room, text, _authenticated_user(info))
-    try:
-        await gqlchannels.broadcast(room_topic(room), message_payload(message))
-    except gqlchannels.BroadcastError as exc:
-        logger.warning("Message %s was stored but could not be published: %s", message.pk, exc)
+    store = database_sync_to_async(_store_message)
+    message, failures = await store(room, text, _authenticated_user(info))
+    if failures:
         raise GraphQLError(
             "The message was saved but could not be delivered live; subscribers will see it "
             "in the room's history."
-        ) from None
+        )
     return message
 
 
@@ -201,13 +214,45 @@ async def resolve_post_message(root: Any, info: Any, room: str, text: str) -> Me
 
 
 async def subscribe_message_added(root: Any, info: Any, room: str) -> AsyncIterator[Any]:
-    """Every message published to ``room`` from now on, as an event dict.
+    """Every message stored in ``room`` from now on: its ``created`` change event (edits and
+    deletions are published too, and skipped here), or a message dict published by hand.
 
     Shared: no ``Message`` field reads the context, so each event is executed once for every
-    subscriber that asked for the same fields."""
+    subscriber that asked for the same fields. The event is yielded as ``listen`` gave it
+    (which sharing needs); ``_message_added`` takes the message out of it."""
     check_room(room)
-    async for payload in gqlchannels.listen(info, room_topic(room), shared=True):
-        yield payload
+    async for event in gqlchannels.listen(info, room_topic(room), shared=True):
+        if not _is_message_change(event) or event["type"] == "created":
+            yield event
+
+
+def _message_added(event: Any, info: Any, **args: Any) -> Any:
+    """The message of a change event, or the message dict published by hand."""
+    return event["data"] if _is_message_change(event) else event
+
+
+async def subscribe_message_feed(
+    root: Any, info: Any, room: str, last: int | None
+) -> AsyncIterator[Any]:
+    """The ``last`` most recent messages of ``room`` first, then each new one: a gap-free
+    start (``listen(initial=...)`` reads the history only once the room's group is joined, so
+    a message posted meanwhile is in the history or comes after it, never lost)."""
+
+    def history() -> list[Any]:
+        return resolve_messages(root, info, room, last)  # sync: in the database thread
+
+    async for value in gqlchannels.listen(info, room_topic(room), initial=history):
+        if isinstance(value, list):
+            yield value
+        elif not _is_message_change(value) or value["type"] == "created":
+            yield [value]
+
+
+def _message_feed(values: list[Any], info: Any, **args: Any) -> list[Any]:
+    """Messages (the history's ``Message`` objects) or new messages' events, as messages."""
+    return [
+        value if isinstance(value, Message) else _message_added(value, info) for value in values
+    ]
 
 
 async def subscribe_countdown(root: Any, info: Any, start: int) -> AsyncIterator[int]:
@@ -267,7 +312,16 @@ subscription_type = GraphQLObjectType(
             GraphQLNonNull(message_type),
             args={"room": _room_argument()},
             subscribe=subscribe_message_added,
-            resolve=_event,
+            resolve=_message_added,
+        ),
+        "messageFeed": GraphQLField(
+            GraphQLNonNull(GraphQLList(GraphQLNonNull(message_type))),
+            args={
+                "room": _room_argument(),
+                "last": GraphQLArgument(GraphQLInt, default_value=DEFAULT_LAST),
+            },
+            subscribe=subscribe_message_feed,
+            resolve=_message_feed,
         ),
         "countdown": GraphQLField(
             GraphQLNonNull(GraphQLInt),

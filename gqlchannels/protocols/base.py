@@ -18,10 +18,13 @@ from typing import Any, ClassVar, Protocol
 
 from .. import conf
 from ..close_codes import CloseCode
+from ..delivery import Delivered
 from ..exceptions import ConnectionRejected, OperationRefused
 from ..execution import MASKED_MESSAGE, Executor, OperationFailed, OperationRequest
 from ..json import UnencodableJSON
+from ..metrics import counters
 from ..operation_scope import OperationScope
+from ..operation_watch import OperationWatch
 from .frames import ConnectionAck, Payload, ServerMessage
 from .messages import Field, message_type, mistyped_field
 
@@ -58,8 +61,11 @@ class Transport(Protocol):
     async def authorize(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         """Run ``on_connect``; return the ack payload or raise ConnectionRejected."""
 
-    async def admit(self, operation_id: str, request: OperationRequest) -> Any:
-        """Run ``on_operation`` and build the context; raise OperationRefused to refuse."""
+    async def admit(
+        self, operation_id: str, request: OperationRequest, delivered: Delivered
+    ) -> Any:
+        """Run ``on_operation`` and build the context; raise OperationRefused to refuse.
+        ``delivered`` counts the operation's result frames as they go out."""
 
     def operation_finished(self, operation_id: str) -> None:
         """Called once for every admitted operation, however it ended."""
@@ -313,12 +319,25 @@ class BaseProtocol(ABC):
 
     # -- operations ---------------------------------------------------------------------
 
+    async def complete_operation(self, operation_id: str) -> bool:
+        """End one running operation from the server's side (the admin's "Stop the selected
+        operations"): cancel it, so its ``finally`` runs, and send the client ``complete``,
+        which both subprotocols take as the end of that operation alone. False when no
+        operation runs under ``operation_id``."""
+        if not self.operations.cancel(operation_id):
+            return False
+        await self.transport.send_message({"id": operation_id, "type": "complete"})
+        return True
+
     async def _start_operation(self, operation_id: str, request: OperationRequest) -> None:
         """Register and start one operation (it runs on the next loop turn), or refuse it
         with an ``error`` when the connection already runs as many as it may."""
         limit = self.options.max_operations_per_connection
         if len(self.operations) >= limit:
             message = f"Too many operations on this connection (limit {limit})"
+            counters.recorder.operation_ended(
+                self.name, counters.UNKNOWN, counters.REFUSED, started=False
+            )
             await self.transport.send_message(
                 self._error_message(operation_id, [{"message": message}])
             )
@@ -328,49 +347,63 @@ class BaseProtocol(ABC):
     async def _run_operation(self, operation_id: str, request: OperationRequest) -> None:
         await self._acknowledged.wait()
         admitted = False
+        delivered = Delivered()
+        watch = OperationWatch(self.name)
         try:
-            context = await self.transport.admit(operation_id, request)
+            await watch.begin(self.transport.executor, request)
+            context = await self.transport.admit(operation_id, request, delivered)
             admitted = True
-            sent = 0
+            watch.admitted()
             scope = OperationScope(
                 operation_id, functools.partial(self.transport.operation_listens, operation_id)
             )
             async for result in self.transport.executor.run(request, context, scope=scope):
-                await self._send_for(operation_id, self._result_message(operation_id, result))
-                sent += 1
-                if sent % RESULTS_PER_TURN == 0:
+                message = self._result_message(operation_id, result)
+                if await self._send_for(operation_id, message) and watch.counts_deliveries:
+                    watch.recorder.delivered(scope.event_sent_at())
+                delivered.count += 1
+                if delivered.count % RESULTS_PER_TURN == 0:
                     # A source that never suspends (and a server whose send never waits)
                     # would otherwise keep the loop from every other connection.
                     await asyncio.sleep(0)
         except OperationRefused as refusal:
+            watch.refused()
             errors = [{"message": refusal.message}]
             await self._send_for(operation_id, self._error_message(operation_id, errors))
         except OperationFailed as failure:
+            watch.failed(failure.errors)
             await self._send_for(operation_id, self._error_message(operation_id, failure.errors))
         except UnencodableJSON as refusal:
             logger.error(
                 "A result of operation %s cannot be encoded as JSON: %s", operation_id, refusal
             )
             errors = [{"message": "The result cannot be encoded as JSON"}]
+            watch.failed(errors)
             await self._send_for(operation_id, self._error_message(operation_id, errors))
         except Exception:
             logger.exception("Operation %s failed unexpectedly", operation_id)
             errors = [{"message": MASKED_MESSAGE}]
+            watch.failed(errors)
             await self._send_for(operation_id, self._error_message(operation_id, errors))
         else:
+            watch.completed()
             await self._send_for(operation_id, {"id": operation_id, "type": "complete"})
         finally:
+            watch.end()
             if admitted:
                 self.transport.operation_finished(operation_id)
 
-    async def _send_for(self, operation_id: str, message: ServerMessage) -> None:
-        """Send a frame of one operation, unless the client stopped it or the id was reused.
+    async def _send_for(self, operation_id: str, message: ServerMessage) -> bool:
+        """Send a frame of one operation, unless the client stopped it or the id was reused;
+        return whether it was handed to the transport.
 
         Waits first while the protocol's flow control says the client is behind.
         """
         await self._wait_for_send_window()
         if self.operations.owns(operation_id, asyncio.current_task()):
             await self.transport.send_message(message)
+            return True
+        return False
 
     async def _wait_for_send_window(self) -> None:  # noqa: B027 - a hook, a no-op by default
         """Return when the client may be sent one more operation frame (no limit here)."""

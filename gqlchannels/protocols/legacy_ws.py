@@ -80,9 +80,7 @@ class LegacyWSProtocol(BaseProtocol):
             await self._start_operation(operation_id, operation_request(message["payload"]))
 
     async def _on_stop(self, message: dict[str, Any]) -> None:
-        operation_id = message["id"]
-        if self.operations.cancel(operation_id):
-            await self.transport.send_message({"id": operation_id, "type": "complete"})
+        await self.complete_operation(message["id"])
 
     async def _on_connection_terminate(self, message: dict[str, Any]) -> None:
         await self.transport.close(CloseCode.NORMAL, "")

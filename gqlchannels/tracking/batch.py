@@ -30,6 +30,9 @@ class Batch:
     operations: list[dict[str, Any]] = field(default_factory=list)
     users: dict[str, Any] = field(default_factory=dict)
     topics: dict[uuid.UUID, str] = field(default_factory=dict)
+    #: Operations whose count of results changed: the count, and when it last changed
+    #: (sent with heartbeats only).
+    deliveries: dict[uuid.UUID, tuple[int, datetime | None]] = field(default_factory=dict)
     heartbeat: bool = False
     #: Rows of this loop that must exist after the batch (checked by the heartbeat).
     expected_connections: int = 0

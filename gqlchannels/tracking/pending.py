@@ -74,6 +74,19 @@ class TrackedOperation:
     #: Topics in its row, and in the write under way.
     topics_written: frozenset[str] = frozenset()
     topics_in_flight: frozenset[str] = frozenset()
+    #: Its count of results as last sampled (every flush), when that count last changed,
+    #: and the count in its row and in the write under way.
+    delivered_seen: int = 0
+    last_event_at: datetime | None = None
+    delivered_written: int = 0
+    delivered_in_flight: int = 0
+
+    def sample(self, now: datetime) -> None:
+        """Read the operation's count of results; date it ``now`` if it moved."""
+        count = self.record.delivered.count
+        if count != self.delivered_seen:
+            self.delivered_seen = count
+            self.last_event_at = now
 
     @property
     def operation_id(self) -> str:
@@ -93,6 +106,8 @@ class Taken:
     connections: list[TrackedConnection]
     operations: list[TrackedOperation]
     retopiced: list[TrackedOperation]
+    #: Operations whose count of results this write updates.
+    recounted: list[TrackedOperation] = field(default_factory=list)
 
 
 class Pending:
@@ -224,15 +239,17 @@ class Pending:
         for operation in operations:
             operation.submitted = True
             operation.topics_in_flight = operation.topics
+            operation.sample(batch.now)
+            operation.delivered_in_flight = operation.delivered_seen
             batch.operations.append(operation_row(operation))
-        retopiced = self._collect_updates(batch)
+        retopiced, recounted = self._collect_updates(batch, heartbeat)
         if self._resync:
             batch.resync = True
             batch.live_connections, batch.live_operations = self._live_rows()
             batch.live_operations |= {op.uid for op in operations if op.uid is not None}
         if heartbeat:
             self._expect(batch, ids, operations)
-        return Taken(batch, connections, operations, retopiced)
+        return Taken(batch, connections, operations, retopiced, recounted)
 
     def _take_connections(self, born_by: datetime) -> list[TrackedConnection]:
         taken: list[TrackedConnection] = []
@@ -272,21 +289,35 @@ class Pending:
         batch.expected_operations = len(expected_operations)
         batch.heartbeat = bool(expected_connections)
 
-    def _collect_updates(self, batch: Batch) -> list[TrackedOperation]:
-        """Users replaced after the row was written, and topics listened to since."""
-        retopiced = []
+    def _collect_updates(
+        self, batch: Batch, heartbeat: bool
+    ) -> tuple[list[TrackedOperation], list[TrackedOperation]]:
+        """Users replaced after the row was written, topics listened to since, and (with a
+        heartbeat) counts of results that moved; every count is sampled on the way. The
+        operations whose topics, and whose counts, the batch updates."""
+        retopiced, recounted = [], []
         for connection in self.connections.values():
             if not connection.written:
                 continue
             if connection.current_user is not connection.user:
                 batch.users[connection.connection_id] = connection.current_user
             for operation in connection.operations.values():
-                if operation.written and operation.topics != operation.topics_written:
-                    assert operation.uid is not None
+                if not operation.written:
+                    continue
+                assert operation.uid is not None
+                operation.sample(batch.now)
+                if operation.topics != operation.topics_written:
                     batch.topics[operation.uid] = topics_text(operation.topics)
                     operation.topics_in_flight = operation.topics
                     retopiced.append(operation)
-        return retopiced
+                if heartbeat and operation.delivered_seen != operation.delivered_written:
+                    batch.deliveries[operation.uid] = (
+                        operation.delivered_seen,
+                        operation.last_event_at,
+                    )
+                    operation.delivered_in_flight = operation.delivered_seen
+                    recounted.append(operation)
+        return retopiced, recounted
 
     def give_back(self, taken: Taken) -> None:
         """Make a failed batch pending again, minus what ended meanwhile."""
@@ -319,8 +350,11 @@ class Pending:
             else:
                 operation.written = True
                 operation.topics_written = operation.topics_in_flight
+                operation.delivered_written = operation.delivered_in_flight
         for operation in taken.retopiced:
             operation.topics_written = operation.topics_in_flight
+        for operation in taken.recounted:
+            operation.delivered_written = operation.delivered_in_flight
         if taken.batch.resync:
             self._resync = False
         if result.existing_connections is None:

@@ -13,13 +13,14 @@ import os
 import secrets
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
 
 from .. import conf
+from ..delivery import Delivered
 from ..redaction import clean_text, stored_document, stored_variables
 
 _server_tokens: dict[int, str] = {}
@@ -81,7 +82,8 @@ class OperationRecord:
     The ids and the name are as the client sent them (the row bounds them to its columns);
     the document and the redacted variables are already cut to ``TRACKING_MAX_DOCUMENT_BYTES``
     / ``TRACKING_MAX_VARIABLES_BYTES`` (``gqlchannels.redaction``), so no row can be refused
-    for its size.
+    for its size. ``delivered`` is the one live part: the operation's count of result frames,
+    which its send path increments and the registry samples (``gqlchannels.delivery``).
     """
 
     connection_id: str
@@ -91,6 +93,7 @@ class OperationRecord:
     document: str
     variables: Any
     started_at: datetime
+    delivered: Delivered = field(default_factory=Delivered, compare=False)
 
     @classmethod
     def of(
@@ -100,8 +103,10 @@ class OperationRecord:
         request: Any,
         operation_type: str,
         operation_name: str,
+        delivered: Delivered | None = None,
     ) -> OperationRecord:
-        """The record of an operation admitted now; ``request`` is its OperationRequest."""
+        """The record of an operation admitted now; ``request`` is its OperationRequest,
+        ``delivered`` the counter its send path increments."""
         return cls(
             connection_id=connection_id,
             operation_id=operation_id,
@@ -110,6 +115,7 @@ class OperationRecord:
             document=stored_document(request.query, conf.get("TRACKING_MAX_DOCUMENT_BYTES")),
             variables=stored_variables(request.variables, conf.get("TRACKING_MAX_VARIABLES_BYTES")),
             started_at=timezone.now(),
+            delivered=delivered if delivered is not None else Delivered(),
         )
 
 

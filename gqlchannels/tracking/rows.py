@@ -46,6 +46,8 @@ def operation_row(operation: TrackedOperation) -> dict[str, Any]:
         "variables": record.variables,
         "topics": topics_text(operation.topics_in_flight),
         "started_at": record.started_at,
+        "events_sent": operation.delivered_in_flight,
+        "last_event_at": operation.last_event_at,
     }
 
 

@@ -56,11 +56,22 @@ def write_batch(batch: Batch) -> WriteResult:
                 Connection.objects.filter(pk__in=chunk).update(user_id=user_key)
         for uid, topics in batch.topics.items():
             Subscription.objects.filter(pk=uid).update(topics=topics)
+        write_deliveries(batch.deliveries)
         if batch.resync:
             resync(batch)
         if batch.heartbeat:
             heartbeat(batch, result)
     return result
+
+
+def write_deliveries(deliveries: dict[Any, tuple[int, Any]]) -> None:
+    """Each operation's count of results and the time of its last, ``BATCH_SIZE`` rows per
+    UPDATE (a row that has gone is simply not updated)."""
+    rows = [
+        Subscription(pk=uid, events_sent=count, last_event_at=last)
+        for uid, (count, last) in deliveries.items()
+    ]
+    Subscription.objects.bulk_update(rows, ["events_sent", "last_event_at"], BATCH_SIZE)
 
 
 def chunks(items: list[Any]) -> Iterator[list[Any]]:
