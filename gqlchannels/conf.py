@@ -189,6 +189,15 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="Operations running at once on one connection; one more gets an error.",
     ),
     Setting(
+        "MAX_DOCUMENT_CHARS_PER_CONNECTION",
+        4 * 1024 * 1024,
+        Kind.POSITIVE_INTEGER,
+        _C,
+        route=True,
+        meaning="Characters of the documents of the operations running at once on one "
+        "connection (each is kept parsed while it runs); one that would pass it gets an error.",
+    ),
+    Setting(
         "MAX_MESSAGE_BYTES",
         1024 * 1024,
         Kind.POSITIVE_INTEGER,

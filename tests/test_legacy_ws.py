@@ -243,6 +243,20 @@ async def test_frame_over_max_message_bytes_gets_connection_error():
     await communicator.disconnect()
 
 
+async def test_an_operation_whose_document_would_pass_the_connections_budget_gets_an_error(
+    fresh_probe,
+):
+    held = 'subscription { waitForever(key: "held") }'
+    communicator = await open_connection(LEGACY, max_document_chars_per_connection=len(held))
+    await send_start(communicator, "held", held)
+    await asyncio.wait_for(fresh_probe.started["held"].wait(), 5)
+    await send_start(communicator, "more", "{ hello }")
+    message = await receive(communicator)
+    assert message["type"] == "error" and "characters" in message["payload"]["message"]
+    assert fresh_probe.running() == ["held"]
+    await communicator.disconnect()
+
+
 async def test_operations_over_the_limit_get_an_error(fresh_probe):
     communicator = await open_connection(LEGACY, max_operations_per_connection=1)
     await send_start(communicator, "a", 'subscription { waitForever(key: "a") }')

@@ -408,6 +408,24 @@ async def test_operations_over_the_limit_get_an_error_and_the_others_continue(fr
     await communicator.disconnect()
 
 
+async def test_an_operation_whose_document_would_pass_the_connections_budget_gets_an_error(
+    fresh_probe,
+):
+    held = 'subscription { waitForever(key: "held") }'
+    communicator = await open_connection(max_document_chars_per_connection=len(held) + 20)
+    await subscribe(communicator, "held", held)
+    await asyncio.wait_for(fresh_probe.started["held"].wait(), 5)
+    await subscribe(communicator, "more", 'subscription { waitForever(key: "more") }')
+    message = await receive(communicator)
+    assert message["type"] == "error" and message["id"] == "more"
+    assert "characters" in message["payload"][0]["message"]
+    await communicator.send_json_to({"type": "complete", "id": "held"})
+    await asyncio.wait_for(fresh_probe.finalized["held"].wait(), 5)
+    await subscribe(communicator, "after", "{ hello }")  # the budget came back
+    assert (await receive(communicator))["type"] == "next"
+    await communicator.disconnect()
+
+
 class RefusesMutations(GraphQLWSConsumer):
     async def on_operation(self, operation_id, request):
         return "mutation" not in request.query

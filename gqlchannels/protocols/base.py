@@ -83,6 +83,7 @@ class ProtocolOptions:
     keepalive_interval: float | None = _default("keepalive_interval")
     pong_timeout: float | None = _default("pong_timeout")
     max_operations_per_connection: int = _default("max_operations_per_connection")
+    max_document_chars_per_connection: int = _default("max_document_chars_per_connection")
     disconnect_timeout: float = _default("disconnect_timeout")
     send_window: int = _default("send_window")
     max_operation_id_length: int = _default("max_operation_id_length")
@@ -192,6 +193,8 @@ class BaseProtocol(ABC):
         self._acknowledged = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self._expiry: asyncio.Task[None] | None = None
+        #: Characters of the documents of the operations running now.
+        self._document_chars = 0
 
     # -- lifecycle, driven by the transport -------------------------------------------------
 
@@ -331,18 +334,29 @@ class BaseProtocol(ABC):
 
     async def _start_operation(self, operation_id: str, request: OperationRequest) -> None:
         """Register and start one operation (it runs on the next loop turn), or refuse it
-        with an ``error`` when the connection already runs as many as it may."""
+        with an ``error`` when the connection already runs as many as it may, or documents
+        as large as it may (each running operation keeps its document parsed)."""
         limit = self.options.max_operations_per_connection
+        size, size_limit = len(request.query), self.options.max_document_chars_per_connection
         if len(self.operations) >= limit:
-            message = f"Too many operations on this connection (limit {limit})"
-            counters.recorder.operation_ended(
-                self.name, counters.UNKNOWN, counters.REFUSED, started=False
+            refusal = f"Too many operations on this connection (limit {limit})"
+        elif self._document_chars + size > size_limit and operation_id not in self.operations:
+            refusal = (
+                f"The documents of this connection's operations would pass {size_limit} "
+                "characters: complete some first"
             )
-            await self.transport.send_message(
-                self._error_message(operation_id, [{"message": message}])
-            )
+        else:
+            task = self.operations.start(operation_id, self._run_operation(operation_id, request))
+            self._document_chars += size
+            task.add_done_callback(lambda _: self._document_done(size))
             return
-        self.operations.start(operation_id, self._run_operation(operation_id, request))
+        counters.recorder.operation_ended(
+            self.name, counters.UNKNOWN, counters.REFUSED, started=False
+        )
+        await self.transport.send_message(self._error_message(operation_id, [{"message": refusal}]))
+
+    def _document_done(self, size: int) -> None:
+        self._document_chars -= size
 
     async def _run_operation(self, operation_id: str, request: OperationRequest) -> None:
         await self._acknowledged.wait()
