@@ -106,6 +106,25 @@ def disconnect(request: HttpRequest, model_admin: admin.ModelAdmin[Any], connect
             f"{int(CloseCode.DISCONNECTED_BY_SERVER)}); their rows go at the next flush.",
             messages.SUCCESS,
         )
+    _warn_unreached(
+        request,
+        model_admin,
+        stale,
+        unreachable,
+        f"{unreachable} connection(s) have no hub channel (no channel layer where they "
+        "run) and cannot be closed from here.",
+    )
+
+
+def _warn_unreached(
+    request: HttpRequest,
+    model_admin: admin.ModelAdmin[Any],
+    stale: int,
+    unreachable: int,
+    unreachable_message: str,
+) -> None:
+    """What an action could not reach: rows of gone processes, and rows of processes with no
+    channel layer (``unreachable_message`` says which kind of row)."""
     if stale:
         model_admin.message_user(
             request,
@@ -114,12 +133,7 @@ def disconnect(request: HttpRequest, model_admin: admin.ModelAdmin[Any], connect
             messages.WARNING,
         )
     if unreachable:
-        model_admin.message_user(
-            request,
-            f"{unreachable} connection(s) have no hub channel (no channel layer where they "
-            "run) and cannot be closed from here.",
-            messages.WARNING,
-        )
+        model_admin.message_user(request, unreachable_message, messages.WARNING)
 
 
 def stop_operations(
@@ -153,21 +167,14 @@ def stop_operations(
         )
     reachable = operations.exclude(connection__channel_name="")
     assert isinstance(reachable, RegistryQuerySet)  # the operations' manager
-    stale = reachable.stale().count()
-    if stale:
-        model_admin.message_user(
-            request,
-            f"{stale} of them are stale: their process is probably gone. Remove such rows "
-            "with 'manage.py gqlchannels_audit --prune'.",
-            messages.WARNING,
-        )
-    if unreachable:
-        model_admin.message_user(
-            request,
-            f"{unreachable} operation(s) run where there is no channel layer and cannot be "
-            "stopped from here.",
-            messages.WARNING,
-        )
+    _warn_unreached(
+        request,
+        model_admin,
+        reachable.stale().count(),
+        unreachable,
+        f"{unreachable} operation(s) run where there is no channel layer and cannot be "
+        "stopped from here.",
+    )
 
 
 class RegistryAdmin(_ModelAdmin):
