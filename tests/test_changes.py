@@ -38,9 +38,14 @@ TIMEOUT = 5.0
 SENTINEL = "sentinel"
 
 
+def room_topic(room_id: int) -> str:
+    """The test publisher's topic of a room's messages."""
+    return f"changes.room.{room_id}"
+
+
 def topic_of(message: Message) -> str:
-    """The test publisher's topic of a message: its room's id."""
-    return f"changes.room.{message.room_id}"
+    """The test publisher's topic of a message: its room's."""
+    return room_topic(message.room_id)
 
 
 @pytest.fixture
@@ -128,7 +133,7 @@ def created(message_pk: int) -> Callable[[Any], bool]:
 
 async def test_a_save_outside_a_transaction_is_published_at_once(publisher, subscribe) -> None:
     room = await make_room()
-    events = await subscribe(f"changes.room.{room.pk}")
+    events = await subscribe(room_topic(room.pk))
 
     message = await make_message(room, "hello")
 
@@ -141,7 +146,7 @@ async def test_a_save_outside_a_transaction_is_published_at_once(publisher, subs
 
 async def test_a_rolled_back_save_publishes_nothing(publisher, subscribe) -> None:
     room = await make_room()
-    topic = f"changes.room.{room.pk}"
+    topic = room_topic(room.pk)
     events = await subscribe(topic)
 
     @in_thread
@@ -160,7 +165,7 @@ async def test_two_updates_in_one_transaction_publish_one_updated_event_after_co
 ) -> None:
     room = await make_room()
     message = await make_message(room, "first")
-    topic = f"changes.room.{room.pk}"
+    topic = room_topic(room.pk)
     events = await subscribe(topic)
 
     @in_thread
@@ -183,7 +188,7 @@ async def test_created_then_updated_in_one_transaction_publishes_created_with_th
     publisher, subscribe
 ) -> None:
     room = await make_room()
-    topic = f"changes.room.{room.pk}"
+    topic = room_topic(room.pk)
     events = await subscribe(topic)
 
     @in_thread
@@ -204,7 +209,7 @@ async def test_created_then_deleted_in_one_transaction_publishes_nothing(
     publisher, subscribe
 ) -> None:
     room = await make_room()
-    topic = f"changes.room.{room.pk}"
+    topic = room_topic(room.pk)
     events = await subscribe(topic)
 
     @in_thread
@@ -222,7 +227,7 @@ async def test_updated_then_deleted_in_one_transaction_publishes_deleted(
     room = await make_room()
     message = await make_message(room, "first")
     pk = message.pk
-    topic = f"changes.room.{room.pk}"
+    topic = room_topic(room.pk)
     events = await subscribe(topic)
 
     @in_thread
@@ -242,7 +247,7 @@ async def test_a_delete_publishes_deleted_with_the_last_data(publisher, subscrib
     room = await make_room()
     message = await make_message(room, "bye")
     pk, created_at = message.pk, message.created_at
-    events = await subscribe(f"changes.room.{room.pk}")
+    events = await subscribe(room_topic(room.pk))
 
     await sync_to_async(message.delete)()
 
@@ -262,7 +267,7 @@ async def test_a_delete_publishes_deleted_with_the_last_data(publisher, subscrib
 
 async def test_a_rolled_back_savepoint_drops_only_its_own_changes(publisher, subscribe) -> None:
     room = await make_room()
-    topic = f"changes.room.{room.pk}"
+    topic = room_topic(room.pk)
     events = await subscribe(topic)
 
     @in_thread
@@ -284,7 +289,7 @@ async def test_a_rolled_back_savepoint_drops_only_its_own_changes(publisher, sub
 
 async def test_a_released_savepoint_keeps_its_changes(publisher, subscribe) -> None:
     room = await make_room()
-    topic = f"changes.room.{room.pk}"
+    topic = room_topic(room.pk)
     events = await subscribe(topic)
 
     @in_thread
@@ -306,7 +311,7 @@ async def test_a_rolled_back_transaction_leaves_nothing_for_the_next_one(
     publisher, subscribe
 ) -> None:
     room = await make_room()
-    topic = f"changes.room.{room.pk}"
+    topic = room_topic(room.pk)
     events = await subscribe(topic)
 
     @in_thread
@@ -331,7 +336,7 @@ async def test_a_move_between_topics_publishes_deleted_to_the_old_and_created_to
 ) -> None:
     lobby, garden = await make_room("lobby"), await make_room("garden")
     message = await make_message(lobby, "moving")
-    old_topic, new_topic = f"changes.room.{lobby.pk}", f"changes.room.{garden.pk}"
+    old_topic, new_topic = room_topic(lobby.pk), room_topic(garden.pk)
     old, new = await subscribe(old_topic), await subscribe(new_topic)
 
     message.room = garden
@@ -349,7 +354,7 @@ async def test_the_old_topic_is_the_committed_rows_not_the_stale_instances(
 ) -> None:
     lobby, garden = await make_room("lobby"), await make_room("garden")
     stale = await make_message(lobby, "moving")
-    old_topic, new_topic = f"changes.room.{lobby.pk}", f"changes.room.{garden.pk}"
+    old_topic, new_topic = room_topic(lobby.pk), room_topic(garden.pk)
 
     @in_thread
     def move_elsewhere() -> None:
@@ -393,7 +398,7 @@ async def test_an_object_without_a_topic_is_published_once_it_gets_one(subscribe
 async def test_a_sync_view_publishes_the_change_it_commits(publisher, subscribe) -> None:
     room = await make_room()
     message = await make_message(room, "before")
-    events = await subscribe(f"changes.room.{room.pk}")
+    events = await subscribe(room_topic(room.pk))
 
     @in_thread
     def edit_in_the_admin() -> int:
@@ -411,7 +416,7 @@ async def test_a_sync_view_publishes_the_change_it_commits(publisher, subscribe)
 
 async def test_async_code_publishes_what_it_creates(publisher, subscribe) -> None:
     room = await make_room()
-    events = await subscribe(f"changes.room.{room.pk}")
+    events = await subscribe(room_topic(room.pk))
 
     message = await Message.objects.acreate(room=room, text="from async code")
 
@@ -423,7 +428,7 @@ async def test_code_committing_on_a_running_loop_publishes_from_a_task(
     publisher, subscribe, monkeypatch
 ) -> None:
     room = await make_room()
-    events = await subscribe(f"changes.room.{room.pk}")
+    events = await subscribe(room_topic(room.pk))
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
     message = Message.objects.create(room=room, text="on the loop")
@@ -480,7 +485,7 @@ async def test_publish_failures_collects_the_changes_that_were_not_published(pub
         message, failures = await store()
 
     # The demo's own registration publishes messages too (to "room:<name>").
-    [failure] = [failure for failure in failures if failure.topic == f"changes.room.{room.pk}"]
+    [failure] = [failure for failure in failures if failure.topic == room_topic(room.pk)]
     assert (failure.event["type"], failure.event["pk"]) == ("created", message.pk)
     assert isinstance(failure.error, gqlchannels.BroadcastError)
 
@@ -493,7 +498,7 @@ async def test_registering_again_with_the_same_uid_replaces_the_registration(sub
     second = gqlchannels.publish_changes(Message, topic=topic_of, dispatch_uid="test-twice")
     try:
         room = await make_room()
-        topic = f"changes.room.{room.pk}"
+        topic = room_topic(room.pk)
         events = await subscribe(topic)
         await make_message(room)
         assert (await events.next())["type"] == "created"
@@ -506,7 +511,7 @@ async def test_registering_again_with_the_same_uid_replaces_the_registration(sub
 async def test_a_disconnected_publisher_publishes_nothing(subscribe) -> None:
     gqlchannels.publish_changes(Message, topic=topic_of, dispatch_uid="test-gone").disconnect()
     room = await make_room()
-    topic = f"changes.room.{room.pk}"
+    topic = room_topic(room.pk)
     events = await subscribe(topic)
     await make_message(room)
     await events.nothing_before_sentinel(topic)
@@ -518,7 +523,7 @@ async def test_a_publisher_for_another_database_ignores_this_ones_changes(subscr
     )
     try:
         room = await make_room()
-        topic = f"changes.room.{room.pk}"
+        topic = room_topic(room.pk)
         events = await subscribe(topic)
         await make_message(room)
         await events.nothing_before_sentinel(topic)
