@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import pytest
-from channels import DEFAULT_CHANNEL_LAYER
-from channels.layers import InMemoryChannelLayer, channel_layers
+from channels.layers import InMemoryChannelLayer
 from graphql import (
     GraphQLArgument,
     GraphQLBoolean,
@@ -96,15 +95,9 @@ ITEMS = """subscription($topic: String!, $shared: Boolean, $replace: Boolean, $t
 
 
 @pytest.fixture(autouse=True)
-def layer() -> Iterator[None]:
+def fresh(memory_layer: InMemoryChannelLayer) -> None:
     """A fresh in-memory layer, and no executions counted yet."""
     executions.clear()
-    previous = channel_layers.set(DEFAULT_CHANNEL_LAYER, InMemoryChannelLayer())
-    yield
-    if previous is None:
-        channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
-    else:
-        channel_layers.set(DEFAULT_CHANNEL_LAYER, previous)
 
 
 async def subscribed(
